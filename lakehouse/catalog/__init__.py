@@ -1,0 +1,1 @@
+"""Incremental, header-only archive scan into the restricted catalog table."""

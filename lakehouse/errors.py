@@ -1,0 +1,63 @@
+"""The one exception tree of lakehouse.
+
+    LakehouseError                 base; its message is one line, free of PHI
+    ├── ConfigError                bad or missing settings
+    ├── StorageError               object-store failures
+    │   ├── TransientStorageError  worth retrying (5xx, timeouts, throttling)
+    │   └── PermanentStorageError  not worth retrying (403, 404, bad bucket)
+    │       └── ObjectNotFound
+    ├── DicomParseError            an object is not (readable) DICOM; carries a reason code
+    ├── Refused                    a governed action is not allowed (role, state, policy)
+    └── LakeError                  Delta table problems
+
+The CLI turns any of these into a one-line message and a non-zero exit code.
+Messages must never include identifying values: name keys, counts, codes, never
+header values.
+"""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Base of every error lakehouse raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(LakehouseError):
+    exit_code = 2
+
+
+class StorageError(LakehouseError):
+    pass
+
+
+class TransientStorageError(StorageError):
+    pass
+
+
+class PermanentStorageError(StorageError):
+    pass
+
+
+class ObjectNotFound(PermanentStorageError):
+    pass
+
+
+class DicomParseError(LakehouseError):
+    """Raised when bytes cannot be parsed as DICOM; `code` is a stable reason code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.reason = message
+
+
+class Refused(LakehouseError):
+    """A governed action was refused; the message says why."""
+
+    exit_code = 3
+
+
+class LakeError(LakehouseError):
+    pass

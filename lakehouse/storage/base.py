@@ -1,0 +1,67 @@
+"""The object-store interface.
+
+``ObjectReader`` has only read methods (list, head, get, get_range); the archive
+is always opened as one, so code holding the archive handle cannot write to it.
+``ObjectStore`` adds put and delete for the writable zones.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD tells about one object."""
+
+    key: str
+    size: int
+    etag: str  # S3 ETag without quotes; for files "mtime_ns-size"
+    last_modified: datetime | None = None
+    storage_class: str | None = None
+
+
+class ObjectReader(ABC):
+    """Read-only access to a store rooted at a prefix. Keys are relative, '/'-separated."""
+
+    uri: str
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, in key order, fetched page by page."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Metadata of one object; raises ObjectNotFound."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole object."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` (fewer at the end of the object)."""
+
+    def exists(self, key: str) -> bool:
+        from lakehouse.errors import ObjectNotFound
+
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+
+class ObjectStore(ObjectReader):
+    """A writable zone (restricted, research, datasets)."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> ObjectInfo:
+        """Write an object atomically (readers see the old or the new bytes, never a mix)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; deleting a missing object is not an error."""

@@ -1,0 +1,88 @@
+"""Local folders as object stores."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lakehouse.errors import ObjectNotFound, PermanentStorageError
+from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
+
+
+class LocalReader(ObjectReader):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        parts = [p for p in key.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise PermanentStorageError(f"invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    @staticmethod
+    def _info(key: str, stat: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        # os.walk with sorted dirs gives key order without holding the whole tree.
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for name in sorted(filenames):
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix) and not name.startswith(".tmp-"):
+                    try:
+                        yield self._info(key, os.stat(os.path.join(dirpath, name)))
+                    except FileNotFoundError:
+                        continue
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            return self._info(key, self._path(key).stat())
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"no object at key {key!r}") from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound(f"no object at key {key!r}") from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(start)
+                return fh.read(length)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound(f"no object at key {key!r}") from None
+
+
+class LocalStore(LocalReader, ObjectStore):
+    def put(self, key: str, data: bytes) -> ObjectInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.head(key)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

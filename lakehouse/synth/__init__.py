@@ -1,0 +1,1 @@
+"""Synthetic DICOM archives for trying and testing lakehouse (fake identities only)."""
