@@ -51,6 +51,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "backoff_base_seconds": 0.2,
         "backoff_max_seconds": 10.0,
         "timeout_seconds": 30.0,
+        # Adaptive: a request slower than this, or a transient error, halves the rates;
+        # each fast success wins back a little, up to the caps above.
+        "adaptive": True,
+        "slow_request_seconds": 2.0,
+        "min_fraction": 0.05,
     },
     "catalog": {
         "header_bytes": 65536,
@@ -67,6 +72,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "policy": {
         "approvals_required": 1,
         "max_validity_days": 365,
+    },
+    "export": {
+        "engine": "local",
+        "workers": 2,
+        "batch_size": 250,
+        # Delta vacuum retention after purges (hours); 0 removes purged files at once.
+        "vacuum_retention_hours": 0,
     },
 }
 

@@ -39,7 +39,11 @@ def archive_throttle(settings: Settings) -> Throttle:
     with _throttles_lock:
         if key not in _throttles:
             _throttles[key] = Throttle(
-                float(t.get("requests_per_second", 0)), float(t.get("bytes_per_second", 0))
+                float(t.get("requests_per_second", 0)),
+                float(t.get("bytes_per_second", 0)),
+                adaptive=bool(t.get("adaptive", True)),
+                slow_request_seconds=float(t.get("slow_request_seconds", 2.0)),
+                min_fraction=float(t.get("min_fraction", 0.05)),
             )
         return _throttles[key]
 

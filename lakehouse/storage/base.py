@@ -65,3 +65,10 @@ class ObjectStore(ObjectReader):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
+
+    @abstractmethod
+    def move(self, src: str, dst: str) -> None:
+        """Move an object inside the store (publishing staged objects).
+
+        Moving a missing ``src`` onto an existing ``dst`` is a no-op, so a move
+        interrupted and repeated ends in the same state."""

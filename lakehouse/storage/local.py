@@ -86,3 +86,12 @@ class LocalStore(LocalReader, ObjectStore):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        if not source.exists():
+            if target.exists():
+                return
+            raise ObjectNotFound(f"no object at key {src!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)

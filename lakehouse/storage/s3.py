@@ -145,3 +145,16 @@ class S3Store(S3Reader, ObjectStore):
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, key) from None
+
+    def move(self, src: str, dst: str) -> None:
+        # Server-side copy, then delete: no bytes pass through us.
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            error = _translate(exc, src)
+            if isinstance(error, ObjectNotFound) and self.exists(dst):
+                return
+            raise error from None
+        self.delete(src)

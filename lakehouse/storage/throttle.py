@@ -41,11 +41,45 @@ class TokenBucket:
 
 
 class Throttle:
-    """Caps requests/s and bytes/s. One instance per archive is shared by all threads."""
+    """Caps requests/s and bytes/s. One instance per archive is shared by all threads.
 
-    def __init__(self, requests_per_second: float = 0, bytes_per_second: float = 0) -> None:
+    Adaptive (AIMD): ``observe`` a slow request or a transient error and the rates
+    halve (never below ``min_fraction`` of the caps); each fast success adds back
+    a small step, so the run slows down when the archive struggles and recovers
+    by itself. A rate of 0 means no cap, and then there is nothing to adapt.
+    """
+
+    def __init__(
+        self,
+        requests_per_second: float = 0,
+        bytes_per_second: float = 0,
+        *,
+        adaptive: bool = False,
+        slow_request_seconds: float = 2.0,
+        min_fraction: float = 0.05,
+    ) -> None:
         self.requests = TokenBucket(requests_per_second)
         self.bytes = TokenBucket(bytes_per_second)
+        self._caps = (float(requests_per_second), float(bytes_per_second))
+        self.adaptive = adaptive
+        self.slow_request_seconds = slow_request_seconds
+        self.min_fraction = min_fraction
+        self.fraction = 1.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float, ok: bool) -> None:
+        """Feed back one request's latency and outcome (transient failure → ok=False)."""
+        if not self.adaptive:
+            return
+        with self._lock:
+            if not ok or seconds > self.slow_request_seconds:
+                self.fraction = max(self.min_fraction, self.fraction / 2)
+            elif self.fraction < 1.0:
+                self.fraction = min(1.0, self.fraction + 0.02)
+            else:
+                return
+            self.requests.rate = self._caps[0] * self.fraction
+            self.bytes.rate = self._caps[1] * self.fraction
 
     def before_request(self) -> None:
         self.requests.take(1)
@@ -96,7 +130,14 @@ class ThrottledReader(ObjectReader):
     def _call(self, fn: Callable[[], T]) -> T:
         def attempt() -> T:
             self._throttle.before_request()
-            return fn()
+            started = time.monotonic()
+            try:
+                result = fn()
+            except TransientStorageError:
+                self._throttle.observe(time.monotonic() - started, ok=False)
+                raise
+            self._throttle.observe(time.monotonic() - started, ok=True)
+            return result
 
         return with_retries(attempt, **self._retry)  # type: ignore[arg-type]
 
