@@ -26,6 +26,7 @@ from lakehouse.errors import ObjectNotFound, PermanentStorageError
 from lakehouse.export.state import batch_name, run_prefix
 from lakehouse.flatten import Provenance, flatten, rows_to_tables
 from lakehouse.lake import table_spec
+from lakehouse.quality import run_gate
 from lakehouse.storage import ObjectReader, ObjectStore, open_archive, open_zone
 
 RESEARCH_TABLES = ("studies", "series", "instances", "attributes")
@@ -94,6 +95,11 @@ def process_batch(task: BatchTask) -> dict[str, Any]:
         forbidden |= outcome["forbidden"]
         bytes_written += outcome["lineage"]["output_size"]
     tables = rows_to_tables(flat_rows)
+    gate = run_gate(
+        {name: tables[name] for name in RESEARCH_TABLES},
+        forbidden_values=forbidden,
+        expected_instances=len(lineage),
+    )
     tables["lineage"] = table_spec("lineage").to_arrow(lineage)
     tables["quarantine"] = table_spec("quarantine").to_arrow(quarantine)
     for name, table in tables.items():
@@ -106,6 +112,7 @@ def process_batch(task: BatchTask) -> dict[str, Any]:
         "bytes_written": bytes_written,
         # Source identifiers of this batch: the gate checks none reached the research tables.
         "forbidden": sorted(forbidden),
+        "gate": {"passed": gate.passed, "failures": gate.failures, "report": gate.report},
     }
     restricted.put(marker, json.dumps(summary).encode())
     return summary
