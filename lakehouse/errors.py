@@ -8,7 +8,9 @@
     │       └── ObjectNotFound
     ├── DicomParseError            an object is not (readable) DICOM; carries a reason code
     ├── Refused                    a governed action is not allowed (role, state, policy)
-    └── LakeError                  Delta table problems
+    ├── LakeError                  Delta table problems
+    └── DeidError                  de-identification setup (profile data, options, keys)
+        └── InvalidDeidOption      unknown, conflicting or refused option (also a ValueError)
 
 The CLI turns any of these into a one-line message and a non-zero exit code.
 Messages must never include identifying values: name keys, counts, codes, never
@@ -61,3 +63,30 @@ class Refused(LakehouseError):
 
 class LakeError(LakehouseError):
     pass
+
+
+class PixelCleaningError(LakehouseError):
+    """Burned-in text could not be removed with certainty; `code` is a stable reason code
+    (no_mask_rule, undecodable, unsupported_transfer_syntax, unsupported_pixel_format,
+    encapsulated_document, ocr_unavailable, ocr_text_found)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.reason = message
+
+
+class DeidError(LakehouseError):
+    """De-identification could not be set up (profile data, options, keys)."""
+
+    exit_code = 2
+
+
+class InvalidDeidOption(DeidError, ValueError):
+    """An unknown, conflicting or refused de-identification option name."""
+
+
+class AuditChainBroken(LakehouseError):
+    """`audit verify` found a broken link; the message names it (index, event id, problem)."""
+
+    exit_code = 4

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from lakehouse.cli import audit, catalog, deid, optout, request, setup, synth
+from lakehouse.cli import audit, catalog, deid, export, optout, request, setup, synth
 from lakehouse.errors import LakehouseError
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(synth.app, name="synth")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(request.app, name="request")
 app.add_typer(optout.app, name="optout")
+app.add_typer(export.app, name="export")
 app.add_typer(audit.app, name="audit")
 deid.register(app)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from lakehouse import governance
 from lakehouse.config import Settings
-from lakehouse.deid import DeidSettings, parse_options
+from lakehouse.deid import DeidSettings, parse_options, profile_label
 from lakehouse.deid.keys import load_project_key
 from lakehouse.errors import LakehouseError, Refused
 from lakehouse.export import commit, engines
@@ -53,12 +53,6 @@ class ExportOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.state.to_dict(), "resumed": self.resumed}
-
-
-def profile_label() -> str:
-    from lakehouse.deid import PROFILE_LABEL
-
-    return str(PROFILE_LABEL)
 
 
 def _require_operator(settings: Settings, user: str) -> None:

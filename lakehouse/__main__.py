@@ -1,0 +1,5 @@
+"""``python -m lakehouse`` runs the CLI."""
+
+from lakehouse.cli import main
+
+main()

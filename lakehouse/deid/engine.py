@@ -1,0 +1,144 @@
+"""De-identify one DICOM object: parse → burned-in triage/pixel cleaning → header profile →
+residual-PHI scan → Part 10 bytes with rebuilt file meta.
+
+Pure and picklable: ``deidentify(source, settings)`` depends only on its arguments and the
+versioned tables in ``schemas/deid``; it never raises for a bad object, it quarantines it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from lakehouse.deid import header
+from lakehouse.deid.meta import rebuild_file_meta, record_method, transfer_syntax_of
+from lakehouse.deid.options import option_columns
+from lakehouse.deid.profile import resolved_profile
+from lakehouse.deid.pseudonyms import date_offset_days, pseudonymize_id
+
+Outcome = Literal["deidentified", "quarantined"]
+
+
+@dataclass(frozen=True)
+class DeidSettings:
+    """What a de-identification run needs; the key never shows in repr."""
+
+    project: str
+    key: bytes = field(repr=False)
+    options: frozenset[str] = frozenset()
+    mask_rules_path: str | None = None
+
+
+@dataclass
+class DeidResult:
+    outcome: Outcome
+    data: bytes | None = None
+    dataset: Dataset | None = None
+    reason: str | None = None
+    tag_path: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    uid_map: dict[str, str] = field(default_factory=dict)
+    pseudo_patient_id: str | None = None
+    source_identifiers: frozenset[str] = frozenset()
+
+
+def deidentify(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
+    """De-identify one object (bytes of a Part 10 file or a dataset, which is not modified)."""
+    report: dict[str, Any] = {"options": sorted(settings.options)}
+    ds = _parse(source)
+    if ds is None or len(ds) == 0:
+        return DeidResult("quarantined", reason="unparseable", report=report)
+    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+        return DeidResult("quarantined", reason="missing_sop_uids", report=report)
+    try:
+        return _deidentify(ds, settings, report)
+    except Exception as exc:  # noqa: BLE001 - a malformed value deep in a real-world file: fail closed
+        report["error"] = type(exc).__name__
+        return DeidResult("quarantined", reason="processing_error", report=report)
+
+
+def _parse(source: bytes | Dataset) -> Dataset | None:
+    if isinstance(source, Dataset):
+        return copy.deepcopy(source)
+    for force in (False, True):
+        try:
+            ds = pydicom.dcmread(io.BytesIO(source), force=force)
+            # A forced read (no preamble/meta) only counts if it found a SOP Instance UID.
+            return ds if not force or "SOPInstanceUID" in ds else None
+        except InvalidDicomError:
+            continue
+        except Exception:  # noqa: BLE001 - any read failure means unparseable
+            return None
+    return None
+
+
+def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> DeidResult:
+    pixels = _pixel_step(ds, settings)
+    if isinstance(pixels, DeidResult):
+        pixels.report.update(report)
+        return pixels
+    report["pixels"] = pixels
+
+    options = settings.options
+    profile = resolved_profile(option_columns(options))
+    pseudo_patient = pseudonymize_id(_patient_identity(ds), settings.key, "patient")
+    date_mode = header.date_mode(options)
+    walker = header.HeaderWalker(
+        profile=profile,
+        key=settings.key,
+        options=options,
+        date_offset=date_offset_days(pseudo_patient, settings.key) if date_mode == "modified" else 0,
+    )
+    source_ts = transfer_syntax_of(ds)
+    walker.walk(ds)
+    scanner = walker.finish()
+    record_method(ds, options, profile.edition, date_mode)
+    report.update(profile_edition=profile.edition, actions=dict(sorted(walker.counts.items())))
+    common = dict(
+        report=report,
+        uid_map=dict(walker.uid_map),
+        pseudo_patient_id=pseudo_patient,
+        source_identifiers=walker.identifiers.strings(),
+    )
+    hit = scanner.first_hit(ds)
+    if hit is not None:
+        return DeidResult("quarantined", reason="residual_phi", tag_path=hit, **common)  # type: ignore[arg-type]
+    rebuild_file_meta(ds, source_ts)
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return DeidResult("deidentified", data=buffer.getvalue(), dataset=ds, **common)  # type: ignore[arg-type]
+
+
+def _patient_identity(ds: Dataset) -> str:
+    """What the pseudo patient is derived from: Patient ID, else name + birth date, else the study."""
+    patient_id = str(ds.get("PatientID", "") or "").strip()
+    if patient_id:
+        return patient_id  # so the pseudo patient ID equals the Patient ID token
+    name = str(ds.get("PatientName", "") or "").strip()
+    if name:
+        return f"name:{name}|{ds.get('PatientBirthDate', '')}"
+    return f"study:{ds.get('StudyInstanceUID', '')}"
+
+
+def _pixel_step(ds: Dataset, settings: DeidSettings) -> str | DeidResult:
+    """Burned-in triage before any header action (mask rules key on manufacturer and model)."""
+    try:
+        from lakehouse.deid import pixels
+    except ImportError:
+        return DeidResult("quarantined", reason="burned_in_check_unavailable")
+    if not pixels.burned_in_risk(ds):
+        return "unchanged"
+    if "clean-pixel-data" not in settings.options:
+        return DeidResult("quarantined", reason="burned_in_risk")
+    try:
+        return pixels.clean_pixel_data(ds, settings.mask_rules_path)
+    except pixels.PixelCleaningError as exc:
+        code = getattr(exc, "code", None) or "unknown"
+        return DeidResult("quarantined", reason="pixel_uncleanable", report={"pixel_error": str(code)})
+

@@ -1,0 +1,300 @@
+"""The header actions of the profile, applied in place at every depth.
+
+One walk over the dataset: each element's action is a dict lookup in the resolved profile.
+Elements the profile keeps are left as read (raw bytes, no decoding), so pixel data and
+untouched values are written back byte for byte.
+
+Where the standard leaves the mechanics open:
+- A sequence whose action is D, C, K or U* is kept and its items are cleaned recursively
+  (which puts dummies in their identifying attributes); Z empties it; X removes it.
+- SR content items (items with Value Type): without Clean Structured Content every TEXT value
+  becomes a dummy; the other value types are governed by their attribute rows (Person Name D,
+  Date D, UID U, ...). With the option, Table E.3.4-1 decides per concept name (X removes the
+  content item), and TEXT items it does not list are cleaned.
+- C on free text cuts out the source's identifiers and identifier-like patterns; on DA/DT it
+  shifts by the pseudo patient's offset; TM is kept because the offset is whole days, so every
+  DA/DT + TM pair stays consistent.
+- Overlays: when Overlay Data is removed, the whole 60xx group goes (a plane without data is
+  invalid); with Clean Graphics the planes stay and their text is cleaned.
+- Retain Modified Dates shifts every DA/DT, also ones the table does not list.
+- Ages (AS) the profile keeps are capped at 090Y unless Retain Patient Characteristics is on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from lakehouse.deid.profile import ResolvedProfile
+from lakehouse.deid.pseudonyms import (
+    is_well_known_uid,
+    pseudonymize_id,
+    pseudonymize_uid,
+    shift_da,
+    shift_dt,
+)
+from lakehouse.deid.residual import Identifiers, Scanner, element_vr
+
+DUMMIES: dict[str, Any] = {
+    "PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED",
+    "ST": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED", "CS": "ANONYMIZED",
+    "AE": "ANONYMIZED", "UR": "urn:anonymized", "DA": "19000101", "DT": "19000101000000",
+    "TM": "000000", "AS": "000Y", "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0,
+    "UV": 0, "SV": 0, "FL": 0.0, "FD": 0.0,
+}
+STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
+                        "UC", "UI", "UR", "UT"})
+# Institution and station names are not harvested: they often repeat in the kept
+# Manufacturer / model values and would quarantine clean objects.
+# Identifiers replaced by keyed tokens (under Z or D) so records still group: tag → token kind.
+TOKEN_KINDS = {0x00100020: "patient", 0x00080050: "accession", 0x00200010: "study-id"}
+ID_TAGS = frozenset({
+    0x00100020, 0x00101000, 0x00080050, 0x00200010, 0x00380010, 0x00100021, 0x00181000,
+    0x0018700A, 0x00101090, 0x00380400, 0x00401001, 0x00400253, 0x00400009,
+    0x00400551, 0x00400512, 0x30080105, 0x300A00B2,
+    0x00102154, 0x00080094, 0x00401103,  # telephone numbers
+})
+ADDRESS_TAGS = frozenset({0x00101040, 0x00080081, 0x00080092, 0x00401102, 0x00102152})
+CONTENT_VALUE_TAGS = {
+    "TEXT": 0x0040A160, "PNAME": 0x0040A123, "DATE": 0x0040A121, "TIME": 0x0040A122,
+    "DATETIME": 0x0040A120, "UIDREF": 0x0040A124,
+}
+VALUE_TYPE = 0x0040A040
+CONCEPT_NAME = 0x0040A043
+
+
+def date_mode(options: frozenset[str]) -> str | None:
+    if "retain-full-dates" in options:
+        return "full"
+    if "retain-modified-dates" in options:
+        return "modified"
+    return None
+
+
+class HeaderWalker:
+    """Applies the resolved profile to a dataset; collects the source's identifiers."""
+
+    def __init__(self, profile: ResolvedProfile, key: bytes, options: frozenset[str], date_offset: int):
+        self.profile = profile
+        self.key = key
+        self.date_mode = date_mode(options)
+        self.date_offset = date_offset
+        self.retain_age = "retain-patient-characteristics" in options
+        self.clean_sr = "clean-structured-content" in options
+        self.drop_overlays = profile.overlay_data == "X"
+        self.counts: Counter[str] = Counter()
+        self.uid_map: dict[str, str] = {}
+        self.identifiers = Identifiers()
+        self._shifted: set[str] = set()
+        self._deferred: list[tuple[Dataset, int]] = []
+
+    def walk(self, ds: Dataset) -> None:
+        self._dataset(ds, skip=None)
+
+    def finish(self) -> Scanner:
+        """Clean the deferred free text with the complete identifier set; return the scanner."""
+        scanner = self.identifiers.compile(self.date_mode == "full", self._shifted)
+        for ds, tag in self._deferred:
+            elem = ds[tag]
+            if isinstance(elem.value, MultiValue | list):
+                elem.value = [scanner.clean(str(v)) for v in elem.value]
+            elif elem.value is not None:
+                elem.value = scanner.clean(str(elem.value))
+        return scanner
+
+    # -- traversal ---------------------------------------------------------------------------
+
+    def _dataset(self, ds: Dataset, skip: int | None) -> None:
+        for tag in list(ds.keys()):
+            if tag != skip:
+                self._element(ds, int(tag))
+
+    def _element(self, ds: Dataset, tag: int) -> None:
+        group, elem = tag >> 16, tag & 0xFFFF
+        if group & 1:
+            self._apply(ds, tag, self.profile.private, element_vr(ds, tag))
+            return
+        if elem == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
+            del ds[tag]
+            return
+        vr = element_vr(ds, tag)
+        if 0x5000 <= group <= 0x501E:
+            action: str | None = self.profile.curve
+        elif 0x6000 <= group <= 0x601E:
+            action = self._overlay_action(elem, vr)
+        else:
+            action = self.profile.actions.get(tag)
+        if action is None:
+            self._keep(ds, tag, vr)
+        else:
+            self._apply(ds, tag, action, vr)
+
+    def _overlay_action(self, elem: int, vr: str) -> str | None:
+        if self.drop_overlays:
+            return "X"
+        if elem == 0x3000:
+            return self.profile.overlay_data
+        if elem == 0x4000:
+            return self.profile.overlay_comments
+        return "C" if vr in ("LO", "LT", "SH", "ST", "UT", "CS") else None
+
+    def _sequence(self, ds: Dataset, tag: int) -> None:
+        items = ds[tag].value
+        kept = [item for item in items if self._item(item)]
+        if len(kept) != len(items):
+            ds[tag].value = kept
+
+    def _item(self, item: Dataset) -> bool:
+        """Clean one sequence item in place; False when it must be removed (SR content X)."""
+        if VALUE_TYPE not in item:
+            self._dataset(item, skip=None)
+            return True
+        value_type = str(item[VALUE_TYPE].value or "")
+        value_tag = CONTENT_VALUE_TAGS.get(value_type)
+        action = self._content_action(item, value_type)
+        if action == "X":
+            self.counts["X"] += 1
+            return False
+        if action is None or value_tag is None or value_tag not in item:
+            self._dataset(item, skip=None)
+            return True
+        if action != "K":
+            self._apply(item, value_tag, action, element_vr(item, value_tag))
+        else:
+            self.counts["K"] += 1
+        self._dataset(item, skip=value_tag)
+        return True
+
+    def _content_action(self, item: Dataset, value_type: str) -> str | None:
+        if not self.clean_sr:
+            return "D" if value_type == "TEXT" else None
+        concept = item.get(CONCEPT_NAME)
+        action = None
+        if concept is not None and concept.value:
+            code = concept.value[0]
+            action = self.profile.content.get(
+                (str(code.get("CodeValue", "")), str(code.get("CodingSchemeDesignator", "")))
+            )
+        return action if action is not None else ("C" if value_type == "TEXT" else None)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _keep(self, ds: Dataset, tag: int, vr: str) -> None:
+        """Not in the table: kept, but sequences are recursed and dates/ages follow the options."""
+        if vr == "SQ":
+            self._sequence(ds, tag)
+        elif vr in ("DA", "DT") and self.date_mode == "modified":
+            self._shift(ds, tag, vr)
+        elif vr == "AS" and not self.retain_age:
+            self._cap_age(ds, tag)
+
+    def _apply(self, ds: Dataset, tag: int, action: str, vr: str) -> None:
+        self.counts[action] += 1
+        if vr == "SQ":
+            if action == "X":
+                del ds[tag]
+            elif action == "Z":
+                ds[tag].value = []
+            else:
+                self._sequence(ds, tag)
+            return
+        if action == "K":
+            return
+        if action == "U" or (vr == "UI" and action in ("D", "C")):
+            self._uid(ds, tag, vr)
+            return
+        if action == "C":
+            self._clean(ds, tag, vr)
+            return
+        self._harvest(ds, tag, vr)
+        if action == "X":
+            del ds[tag]
+        elif tag in TOKEN_KINDS and ds[tag].value:
+            ds[tag].value = pseudonymize_id(str(ds[tag].value), self.key, TOKEN_KINDS[tag])
+        elif action == "Z":
+            ds[tag].value = "" if vr in STRING_VRS else None
+        else:  # D
+            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+
+    def _uid(self, ds: Dataset, tag: int, vr: str) -> None:
+        if vr != "UI":
+            self._harvest(ds, tag, vr)
+            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            return
+        value = ds[tag].value
+        if not value:
+            return
+        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        ds[tag].value = [self._map_uid(str(v)) for v in values] if len(values) > 1 else self._map_uid(str(values[0]))
+
+    def _map_uid(self, uid: str) -> str:
+        uid = uid.strip().rstrip("\x00")
+        if not uid or is_well_known_uid(uid):
+            return uid
+        mapped = self.uid_map.get(uid)
+        if mapped is None:
+            mapped = self.uid_map[uid] = pseudonymize_uid(uid, self.key)
+            self.identifiers.uids.add(uid)
+        return mapped
+
+    def _clean(self, ds: Dataset, tag: int, vr: str) -> None:
+        if vr in ("DA", "DT"):
+            if self.date_mode == "modified":
+                self._shift(ds, tag, vr)
+            elif self.date_mode is None:
+                self._harvest(ds, tag, vr)
+                ds[tag].value = DUMMIES[vr]
+        elif vr == "AS":
+            if not self.retain_age:
+                self._cap_age(ds, tag)
+        elif vr in ("LO", "LT", "SH", "ST", "UT", "UC", "CS", "AE", "PN", "UR"):
+            self._deferred.append((ds, tag))
+        # TM (whole-day offsets keep times consistent), numbers and binary data are kept.
+
+    def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
+        value = ds[tag].value
+        if not value:
+            return
+        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        shift = shift_da if vr == "DA" else shift_dt
+        out = []
+        for v in values:
+            text = str(v)
+            self.identifiers.add_date(text)
+            moved = shift(text, self.date_offset)
+            out.append(moved if moved is not None else DUMMIES[vr])
+            if moved is not None:
+                self._shifted.update(part[:8] for part in moved.split("-") if len(part) >= 8)
+        ds[tag].value = out if len(out) > 1 else out[0]
+        self.counts["shifted"] += 1
+
+    def _cap_age(self, ds: Dataset, tag: int) -> None:
+        text = str(ds[tag].value or "")
+        if len(text) == 4 and text.endswith("Y") and text[:3].isdigit() and int(text[:3]) > 89:
+            ds[tag].value = "090Y"
+            self.counts["age_capped"] += 1
+
+    def _harvest(self, ds: Dataset, tag: int, vr: str) -> None:
+        """Remember the identifying value about to be removed or replaced (for clean and scan)."""
+        if vr not in STRING_VRS:
+            return
+        value = ds[tag].value
+        if value is None or value == "":
+            return
+        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        ids = self.identifiers
+        for v in values:
+            text = str(v)
+            if vr == "PN":
+                ids.add_name(text)
+            elif tag in ID_TAGS:
+                ids.add_id(text)
+            elif tag in ADDRESS_TAGS:
+                ids.add_address(text)
+            elif vr in ("DA", "DT") and self.date_mode != "full":
+                ids.add_date(text)
+            elif vr == "UI" and not is_well_known_uid(text):
+                ids.uids.add(text.strip().rstrip("\x00"))

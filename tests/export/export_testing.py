@@ -1,0 +1,80 @@
+"""Preparing approved requests over a synthetic archive for the export tests."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from lakehouse.config import Settings, load_settings, render_config
+
+ROLES = {"requesters": ["alice"], "approvers": ["bob", "carol"], "operators": ["olga"], "admins": ["root"]}
+OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
+PROJECT = "lung-ai"
+
+
+@dataclass
+class Prepared:
+    root: Path
+    config: Path
+    request_id: str
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config, env={})
+
+    def copy(self, dest: Path) -> Prepared:
+        """An identical root (same catalog, request, manifest and project key) elsewhere."""
+        shutil.copytree(self.root, dest)
+        return Prepared(dest, dest / "lakehouse.toml", self.request_id)
+
+
+def set_sections(config: Path, **sections: dict) -> None:
+    data = tomllib.loads(config.read_text())
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    config.write_text(render_config(data))
+
+
+def prepare(config: Path, *, patients: int = 2, options: list[str] | None = None, project: str = PROJECT,
+            synth_into: Path | None = None, seed: int = 11) -> str:
+    """Synthesize (when a folder is given), catalog, submit as alice, approve as bob; returns the request id."""
+    from lakehouse import governance
+    from lakehouse.catalog import sync_catalog
+    from lakehouse.deid.keys import load_project_key
+    from lakehouse.synth import synthesize_archive
+
+    settings = load_settings(config, env={})
+    if synth_into is not None:
+        synthesize_archive(synth_into, patients=patients, seed=seed)
+    sync_catalog(settings)
+    request = governance.submit_request(
+        settings, user="alice", project=project, title="Lung nodules", purpose="Train a nodule detector",
+        protocol="IRB-2026-001", cohort={}, options=options if options is not None else OPTIONS,
+    )
+    governance.approve(settings, request.id, user="bob", expires=date.today() + timedelta(days=30))
+    load_project_key(settings, project)  # created now, so copies of this root share it
+    return request.id
+
+
+TABLES = ("studies", "series", "instances", "attributes")
+
+
+def read_table(root: Path, project: str, name: str) -> pl.DataFrame:
+    return pl.read_delta(str(root / "research" / project / "tables" / name))
+
+
+def comparable(df: pl.DataFrame) -> pl.DataFrame:
+    """A table without its run-specific column, in a stable row order."""
+    df = df.drop([c for c in ("export_run_id",) if c in df.columns])
+    sortable = [c for c, t in df.schema.items() if t.is_numeric() or t == pl.String or t == pl.Date]
+    return df.sort(sortable)
+
+
+def objects(root: Path, project: str) -> dict[str, bytes]:
+    base = root / "research" / project / "objects"
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*.dcm"))}

@@ -1,0 +1,71 @@
+"""Test helpers shared by every test folder (import as ``lakehouse_testing``; never
+import from ``conftest``: several conftest modules exist and share that name)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+_REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+
+
+class RequestLog(logging.Handler):
+    """Every request the S3 server answered: (method, path, status), from its own log."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.entries: list[tuple[str, str, int]] = []
+        self._lock_entries = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _REQUEST_LINE.search(record.getMessage())
+        if match:
+            with self._lock_entries:
+                self.entries.append((match["method"], match["path"], int(match["status"])))
+
+    def clear(self) -> None:
+        with self._lock_entries:
+            self.entries.clear()
+
+    def for_bucket(self, bucket: str) -> list[tuple[str, str, int]]:
+        """Requests whose path-style URL addresses ``bucket``."""
+        with self._lock_entries:
+            return [e for e in self.entries if e[1] == f"/{bucket}" or e[1].startswith((f"/{bucket}/", f"/{bucket}?"))]
+
+    def methods_for_bucket(self, bucket: str) -> set[str]:
+        return {m for m, _, _ in self.for_bucket(bucket)}
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    log: RequestLog
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1")
+
+    def new_bucket(self, prefix: str = "b") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+def write_s3_config(root: Path, server: S3Server, buckets: dict[str, str], extra: str = "") -> Path:
+    """A lakehouse.toml whose zones are the given buckets (zone name → bucket) on the moto server;
+    zones not given stay local folders under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for zone in ("archive", "restricted", "research", "datasets"):
+        uri = f"s3://{buckets[zone]}/{zone}" if zone in buckets else zone
+        lines += [f"[{zone}]", f'uri = "{uri}"', ""]
+    lines += ["[s3]", f'endpoint_url = "{server.endpoint_url}"', 'region = "us-east-1"',
+              'access_key_id = "testing"', 'secret_access_key = "testing"', ""]
+    path = root / "lakehouse.toml"
+    path.write_text("\n".join(lines) + extra)
+    return path
