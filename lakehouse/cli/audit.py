@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="audit commands.", no_args_is_help=True)
+from lakehouse import governance
+from lakehouse.cli._common import ConfigOpt, JsonOpt, emit, settings_from
+from lakehouse.errors import AuditChainBroken
+
+app = typer.Typer(
+    help="Tamper-evident audit chain of every governed command (who, when, what; counts and hashes only).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head", help="A head hash noted earlier elsewhere; it must still be in the chain."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain; exits 4 and names the first broken link when it does not hold."""
+    result = governance.verify_audit(settings_from(config), expect_head=expect_head)
+    text = f"audit chain ok: {result.events} events, head {result.head_hash}"
+    if result.first_broken is not None:
+        link = result.first_broken
+        text = f"audit chain broken at event {link.index} ({link.event_id or 'n/a'}): {link.problem}"
+    emit(result.to_dict(), as_json, text)
+    if not result.ok:
+        raise AuditChainBroken(text)

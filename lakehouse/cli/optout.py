@@ -1,7 +1,43 @@
-"""`lakehouse optout` commands."""
+"""`lakehouse optout` commands: the opt-out registry (admins only)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="optout commands.", no_args_is_help=True)
+from lakehouse import governance
+from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, require_user, settings_from
+
+app = typer.Typer(
+    help="Opt-out registry: patients never frozen into a manifest and re-checked by every export. "
+    "Admins only; Patient IDs are shown to admins and never written to the audit chain.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def add(
+    patient_id: Annotated[
+        str, typer.Option("--patient-id", help="(0010,0020) Patient ID as in the catalog.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. reference of the patient's letter).")],
+    user: UserOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an opt-out (idempotent)."""
+    settings = settings_from(config)
+    governance.add_optout(settings, user=require_user(user), patient_id=patient_id, reason=reason)
+    emit({"registered": True}, as_json, "opt-out registered")
+
+
+@app.command("list")
+def list_(user: UserOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the registry (shows Patient IDs; admins only)."""
+    entries = governance.list_optouts(settings_from(config), user=require_user(user))
+    rows = [{"patient_id": o.patient_id, "reason": o.reason, "user": o.user, "at": o.at} for o in entries]
+    text = [f"{r['patient_id']}  {r['at']:%Y-%m-%d}  by {r['user']}: {r['reason']}" for r in rows] or [
+        "no opt-outs"
+    ]
+    emit({"optouts": rows}, as_json, text)
