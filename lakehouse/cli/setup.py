@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lakehouse.cli._common import JsonOpt, emit
+from lakehouse.cli._common import JsonOpt, emit, progress
 from lakehouse.config import init_root
+
+DEMO_ROLES = {
+    "requesters": ["demo-requester"],
+    "approvers": ["demo-approver"],
+    "operators": ["demo-operator"],
+    "admins": ["demo-admin"],
+}
+DEMO_OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
+DEMO_QUERY = (
+    "SELECT Modality, count(*) AS instances, count(DISTINCT StudyInstanceUID) AS studies "
+    "FROM instances GROUP BY Modality ORDER BY Modality"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,22 +47,49 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for the synthetic archive.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the flow end to end on local folders and a synthetic archive."""
+    """Run the whole flow on local folders: synthesize an archive, catalog it, submit a request
+    (demo-requester), approve it (demo-approver), export it (demo-operator) and query the result."""
+    import duckdb
+
+    from lakehouse import governance
     from lakehouse.catalog import catalog_stats, sync_catalog
     from lakehouse.config import load_settings
+    from lakehouse.export import run_export
+    from lakehouse.export.commit import research_location
     from lakehouse.synth import synthesize_archive
 
-    config_path = init_root(directory)
+    config_path = init_root(directory, roles=DEMO_ROLES)
     settings = load_settings(config_path)
     written = synthesize_archive(settings.archive.local_path, patients=patients, seed=seed)
-    sync = sync_catalog(settings)
-    stats = catalog_stats(settings)
+    with progress("cataloging", len(written), enabled=not as_json) as advance:
+        sync = sync_catalog(settings, progress=advance)
+    request = governance.submit_request(
+        settings,
+        user="demo-requester",
+        project="demo",
+        title="Demo cohort",
+        purpose="Try lakehouse end to end on synthetic data",
+        protocol="DEMO-IRB-0001",
+        cohort={},
+        options=DEMO_OPTIONS,
+    )
+    governance.approve(settings, request.id, user="demo-approver", expires=date.today() + timedelta(days=30))
+    with progress("exporting", None, enabled=not as_json) as advance:
+        outcome = run_export(settings, request.id, user="demo-operator", progress=advance)
+    instances = duckdb.from_arrow(research_location(settings, "demo", "instances").read())
+    rows = instances.query("instances", DEMO_QUERY).fetchall()
+    state = outcome.state
     result = {
         "config": str(config_path),
         "synthesized_objects": len(written),
         "catalog_sync": sync.to_dict(),
-        "catalog_stats": stats,
+        "catalog_stats": catalog_stats(settings),
+        "request_id": request.id,
+        "export": outcome.to_dict(),
+        "sample_query": DEMO_QUERY,
+        "sample_result": [list(r) for r in rows],
     }
+    tables = settings.research.join("demo", "tables")
     emit(
         result,
         as_json,
@@ -57,5 +97,15 @@ def demo(
             f"demo root: {config_path.parent}",
             f"synthesized {len(written)} objects into {settings.archive.uri}",
             f"catalog: {sync.summary_line()}",
+            f"request {request.id}: submitted by demo-requester, approved by demo-approver",
+            f"export {state.run_id}: {state.exported} objects exported, quarantined {state.quarantined or 'none'}",
+            f"Delta tables: {tables}/{{studies,series,instances,attributes}}",
+            "",
+            "Query them, e.g. with DuckDB over deltalake:",
+            "  from deltalake import DeltaTable; import duckdb",
+            f"  instances = DeltaTable('{tables}/instances').to_pyarrow_table()",
+            f"  duckdb.sql(\"{DEMO_QUERY}\")",
+            "",
+            *[f"  {modality:<4} {n_instances:>5} instances in {n_studies} studies" for modality, n_instances, n_studies in rows],
         ],
     )

@@ -283,7 +283,11 @@ def _toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
-def init_root(directory: str | os.PathLike[str], archive_uri: str | None = None) -> Path:
+def init_root(
+    directory: str | os.PathLike[str],
+    archive_uri: str | None = None,
+    roles: Mapping[str, list[str]] | None = None,
+) -> Path:
     """Create DIR with the four zone folders and a ``lakehouse.toml`` of embedded defaults.
 
     Returns the config path. An existing config is left as it is (init is idempotent).
@@ -303,8 +307,9 @@ def init_root(directory: str | os.PathLike[str], archive_uri: str | None = None)
         "research": {"uri": "research"},
         "datasets": {"uri": "datasets"},
     }
-    for section in ("throttle", "catalog", "roles", "policy"):
+    for section in ("throttle", "catalog", "roles", "policy", "export"):
         values[section] = dict(DEFAULTS[section])
+    values["roles"].update(roles or {})
     header = (
         "# lakehouse settings. Every key can be overridden by LAKEHOUSE_<SECTION>_<KEY>.\n"
         "# Zone URIs: a folder (relative to this file), file:///abs/path or s3://bucket/prefix.\n"

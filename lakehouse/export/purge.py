@@ -15,7 +15,6 @@ from typing import Any
 
 from lakehouse import governance
 from lakehouse.config import Settings
-from lakehouse.errors import Refused
 from lakehouse.export.commit import research_location, restricted_location
 from lakehouse.lake import DeltaLocation
 from lakehouse.storage import open_zone
@@ -35,11 +34,6 @@ class PurgeResult:
             "objects": self.objects,
             "rows_deleted": self.rows_deleted,
         }
-
-
-def _require_admin(settings: Settings, user: str) -> None:
-    if user not in settings.section("roles").get("admins", []):
-        raise Refused(f"user {user!r} may not purge data (needs the admins role)")
 
 
 def _in_list(column: str, values: set[str]) -> str:
@@ -95,7 +89,7 @@ def _purge_lineage_rows(settings: Settings, rows: list[dict[str, Any]]) -> Purge
 
 def purge_patient(settings: Settings, patient_id: str, *, user: str, reason: str = "opt-out purge") -> PurgeResult:
     """Remove a patient's exported data from every project and keep them out of later exports."""
-    _require_admin(settings, user)
+    governance.require_role(settings, user, "admins")
     if patient_id not in governance.opted_out_patient_ids(settings):
         governance.add_optout(settings, user=user, patient_id=patient_id, reason=reason)
     lineage = restricted_location(settings, "lineage").read()
@@ -107,7 +101,7 @@ def purge_patient(settings: Settings, patient_id: str, *, user: str, reason: str
 
 def purge_request(settings: Settings, request_id: str, *, user: str) -> PurgeResult:
     """Remove everything a (revoked) request exported."""
-    _require_admin(settings, user)
+    governance.require_role(settings, user, "admins")
     lineage = restricted_location(settings, "lineage").read()
     rows = [r for r in lineage.to_pylist() if r["request_id"] == request_id]
     result = _purge_lineage_rows(settings, rows)

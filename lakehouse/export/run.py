@@ -55,12 +55,6 @@ class ExportOutcome:
         return {**self.state.to_dict(), "resumed": self.resumed}
 
 
-def _require_operator(settings: Settings, user: str) -> None:
-    roles = settings.section("roles")
-    if user not in roles.get("operators", []) and user not in roles.get("admins", []):
-        raise Refused(f"user {user!r} may not run exports (needs the operators or admins role)")
-
-
 def run_export(
     settings: Settings,
     request_id: str,
@@ -77,7 +71,7 @@ def run_export(
     when governance does not allow it; raises commit.GateFailed when the gate withholds the commit."""
     if engine not in engines.ENGINES:
         raise LakehouseError(f"unknown engine {engine!r}; choose one of {', '.join(engines.ENGINES)}")
-    _require_operator(settings, user)
+    governance.require_role(settings, user, "operators")
     permission = governance.may_run(settings, request_id, now=now)
     if not permission.allowed:
         governance.append_audit(

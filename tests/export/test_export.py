@@ -104,7 +104,7 @@ def test_second_request_same_project_shares_pseudonyms(prepared: Prepared) -> No
 
 def test_refusals_before_any_read(prepared: Prepared) -> None:
     settings = prepared.settings
-    with pytest.raises(Refused, match="may not run exports"):
+    with pytest.raises(Refused, match="operators"):
         run_export(settings, prepared.request_id, user="alice")
     pending = governance.submit_request(
         settings, user="alice", project=PROJECT, title="t", purpose="p", protocol="IRB-9", cohort={}, options=[]
