@@ -19,19 +19,37 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from lakehouse.errors import PixelCleaningError
 
 __all__ = ["available", "header_identifiers", "read_text", "verify_no_identifying_text"]
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_NAME_KEYWORDS = ("PatientName", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-                  "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "PatientBirthName", "PatientMotherBirthName")
-_ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "DeviceSerialNumber",
-                "InstitutionName", "StationName")
+_NAME_KEYWORDS = (
+    "PatientName",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+)
+_ID_KEYWORDS = (
+    "PatientID",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "StudyID",
+    "DeviceSerialNumber",
+    "InstitutionName",
+    "StationName",
+)
 _DATE_KEYWORDS = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 _PATTERNS = {
-    "date": re.compile(r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[- ]?(?:%s)[- ]?\d{2,4}\b" % "|".join(_MONTHS)),
+    "date": re.compile(
+        r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[- ]?(?:" + "|".join(_MONTHS) + r")[- ]?\d{2,4}\b"
+    ),
     "digit_run": re.compile(r"\d{7,}"),
 }
 
@@ -49,7 +67,9 @@ def available() -> bool:
 @lru_cache(maxsize=1)
 def _engine() -> Any:
     if not available():
-        raise PixelCleaningError("ocr_unavailable", "OCR verification needs the [ocr] extra (rapidocr, onnxruntime)")
+        raise PixelCleaningError(
+            "ocr_unavailable", "OCR verification needs the [ocr] extra (rapidocr, onnxruntime)"
+        )
     logging.getLogger("RapidOCR").setLevel(logging.WARNING)
     from rapidocr import RapidOCR
 
@@ -97,8 +117,9 @@ def verify_no_identifying_text(frames: Iterable[np.ndarray], identifiers: set[st
             hit_frames += 1
             kinds |= frame_kinds
     if hit_frames:
-        raise PixelCleaningError("ocr_text_found",
-                                 f"OCR found {'/'.join(sorted(kinds))} text in {hit_frames} masked frame(s)")
+        raise PixelCleaningError(
+            "ocr_text_found", f"OCR found {'/'.join(sorted(kinds))} text in {hit_frames} masked frame(s)"
+        )
 
 
 def _findings(lines: list[str], identifiers: set[str]) -> set[str]:
@@ -126,8 +147,8 @@ def _date_forms(value: str) -> list[str]:
 def _values(value: object) -> list[str]:
     if value is None or value == "":
         return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [str(v) for v in value]  # type: ignore[union-attr]
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [str(v) for v in value]
     return [str(value)]
 
 

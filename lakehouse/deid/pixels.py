@@ -57,22 +57,32 @@ BURNED_IN_MODALITIES = frozenset({"US", "SC", "XA", "ES", "OT", "XC", "DOC"})
 
 _SECONDARY_CAPTURE_ROOT = "1.2.840.10008.5.1.4.1.1.7"  # SC and the multi-frame SC classes (.7.x)
 _ENCAPSULATED_DOCUMENT_ROOT = "1.2.840.10008.5.1.4.1.1.104."  # PDF, CDA, STL, OBJ, MTL
-_ULTRASOUND_CLASSES = frozenset({
-    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
-    "1.2.840.10008.5.1.4.1.1.6.2",  # Enhanced US Volume Storage
-    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
-})
-_VIDEO_CLASSES = frozenset({
-    "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic Image Storage
-})
+_ULTRASOUND_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+        "1.2.840.10008.5.1.4.1.1.6.2",  # Enhanced US Volume Storage
+        "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    }
+)
+_VIDEO_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
+        "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image Storage
+        "1.2.840.10008.5.1.4.1.1.77.1.4.1",  # Video Photographic Image Storage
+    }
+)
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 #: Decoded by pydicom itself (native, RLE) or through pillow (JPEG baseline); the rest needs
 #: plugins we do not ship (JPEG-LS, JPEG 2000, lossless JPEG) or is big endian (retired).
-_DECODABLE_SYNTAXES = frozenset({
-    ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless,
-})
+_DECODABLE_SYNTAXES = frozenset(
+    {
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        JPEGBaseline8Bit,
+        RLELossless,
+    }
+)
 _PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422"})
 
 
@@ -89,8 +99,11 @@ def burned_in_risk(ds: Dataset) -> bool:
         return True
     if modality in BURNED_IN_MODALITIES:
         return True
-    if (sop_class.startswith(_SECONDARY_CAPTURE_ROOT) or sop_class.startswith(_ENCAPSULATED_DOCUMENT_ROOT)
-            or sop_class in _ULTRASOUND_CLASSES or sop_class in _VIDEO_CLASSES):
+    if (
+        sop_class.startswith((_SECONDARY_CAPTURE_ROOT, _ENCAPSULATED_DOCUMENT_ROOT))
+        or sop_class in _ULTRASOUND_CLASSES
+        or sop_class in _VIDEO_CLASSES
+    ):
         return True
     return _transfer_syntax(ds) in MPEGTransferSyntaxes
 
@@ -114,11 +127,13 @@ class MaskRule:
         return sum((self.manufacturer is not None, self.model is not None, size))
 
     def matches(self, modality: str, manufacturer: str, model: str, rows: int, columns: int) -> bool:
-        return (self.modality == modality
-                and (self.manufacturer is None or _norm(self.manufacturer) == manufacturer)
-                and (self.model is None or _norm(self.model) == model)
-                and (self.rows is None or self.rows == rows)
-                and (self.columns is None or self.columns == columns))
+        return (
+            self.modality == modality
+            and (self.manufacturer is None or _norm(self.manufacturer) == manufacturer)
+            and (self.model is None or _norm(self.model) == model)
+            and (self.rows is None or self.rows == rows)
+            and (self.columns is None or self.columns == columns)
+        )
 
     def pixel_boxes(self, rows: int, columns: int) -> list[tuple[int, int, int, int]]:
         """Rectangles in pixels, clipped to the frame; fractions are rounded outwards."""
@@ -127,7 +142,9 @@ class MaskRule:
             if self.fraction:
                 left, right = np.floor(left * columns), np.ceil(right * columns)
                 top, bottom = np.floor(top * rows), np.ceil(bottom * rows)
-            boxes.append((max(0, int(left)), max(0, int(top)), min(columns, int(right)), min(rows, int(bottom))))
+            boxes.append(
+                (max(0, int(left)), max(0, int(top)), min(columns, int(right)), min(rows, int(bottom)))
+            )
         return boxes
 
 
@@ -146,8 +163,13 @@ def _load_mask_rules(path: str) -> tuple[MaskRule, ...]:
     rules, seen = [], set()
     for index, raw in enumerate(raw_rules):
         rule = _parse_rule(raw, index)
-        key = (rule.modality, rule.manufacturer and _norm(rule.manufacturer),
-               rule.model and _norm(rule.model), rule.rows, rule.columns)
+        key = (
+            rule.modality,
+            rule.manufacturer and _norm(rule.manufacturer),
+            rule.model and _norm(rule.model),
+            rule.rows,
+            rule.columns,
+        )
         if key in seen:
             raise ConfigError(f"mask rule {rule.id!r} repeats the criteria of an earlier rule")
         seen.add(key)
@@ -171,21 +193,29 @@ def _parse_rule(raw: dict, index: int) -> MaskRule:
             raise ConfigError(f"mask rule {rule_id!r}: empty or out-of-range rectangle")
         boxes.append((left, top, right, bottom))
     return MaskRule(
-        id=rule_id, modality=str(raw["modality"]).strip().upper(),
-        manufacturer=raw.get("manufacturer"), model=raw.get("model"),
-        rows=raw.get("rows"), columns=raw.get("columns"),
-        fraction=units == "fraction", rectangles=tuple(boxes),
+        id=rule_id,
+        modality=str(raw["modality"]).strip().upper(),
+        manufacturer=raw.get("manufacturer"),
+        model=raw.get("model"),
+        rows=raw.get("rows"),
+        columns=raw.get("columns"),
+        fraction=units == "fraction",
+        rectangles=tuple(boxes),
     )
 
 
-def mask_rectangles(ds: Dataset, mask_rules_path: str | Path | None = None) -> list[tuple[int, int, int, int]]:
+def mask_rectangles(
+    ds: Dataset, mask_rules_path: str | Path | None = None
+) -> list[tuple[int, int, int, int]]:
     """Pixel rectangles [left, top, right, bottom) to blank for this object, from the most specific
     matching rules (ties are all applied); raises PixelCleaningError("no_mask_rule") when none match."""
     modality = str(ds.get("Modality", "") or "").strip().upper()
     manufacturer = _norm(ds.get("Manufacturer", ""))
     model = _norm(ds.get("ManufacturerModelName", ""))
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    candidates = [r for r in load_mask_rules(mask_rules_path) if r.matches(modality, manufacturer, model, rows, columns)]
+    candidates = [
+        r for r in load_mask_rules(mask_rules_path) if r.matches(modality, manufacturer, model, rows, columns)
+    ]
     if not candidates or not rows or not columns:
         raise PixelCleaningError("no_mask_rule", f"no mask rule for modality {modality or 'absent'}")
     best = max(r.specificity for r in candidates)
@@ -208,12 +238,16 @@ def clean_pixel_data(ds: Dataset, mask_rules_path: str | None = None, *, ocr: bo
         raise PixelCleaningError(code, "only (7FE0,0010) Pixel Data can be masked")
     syntax = _transfer_syntax(ds)
     if syntax not in _DECODABLE_SYNTAXES:
-        raise PixelCleaningError("unsupported_transfer_syntax", f"cannot decode transfer syntax {syntax or 'absent'}")
+        raise PixelCleaningError(
+            "unsupported_transfer_syntax", f"cannot decode transfer syntax {syntax or 'absent'}"
+        )
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     bits_allocated, bits_stored = ds.get("BitsAllocated"), ds.get("BitsStored")
     if photometric not in _PHOTOMETRICS or bits_allocated not in (8, 16) or not bits_stored:
-        raise PixelCleaningError("unsupported_pixel_format",
-                                 f"photometric {photometric or 'absent'}, bits allocated {bits_allocated}")
+        raise PixelCleaningError(
+            "unsupported_pixel_format",
+            f"photometric {photometric or 'absent'}, bits allocated {bits_allocated}",
+        )
     boxes = mask_rectangles(ds, mask_rules_path)
     frames = _decode_frames(ds)
     for left, top, right, bottom in boxes:
@@ -234,8 +268,10 @@ def _decode_frames(ds: Dataset) -> np.ndarray:
 
     try:
         arr = pixel_array(ds)
-    except Exception as exc:  # any decoder failure means we cannot mask with certainty
-        raise PixelCleaningError("undecodable", f"pixel data could not be decoded ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means we cannot mask with certainty
+        raise PixelCleaningError(
+            "undecodable", f"pixel data could not be decoded ({type(exc).__name__})"
+        ) from None
     frames, rows, columns = int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if arr.size != frames * rows * columns * samples:
@@ -253,13 +289,15 @@ def _write_back(ds: Dataset, frames: np.ndarray, photometric: str, syntax: str) 
     if arr.shape[0] == 1:
         arr = arr[0]
     new_photometric = "RGB" if photometric.startswith("YBR") else photometric
+    try:  # validates everything before it changes the dataset
+        set_pixel_data(ds, arr, new_photometric, int(ds.BitsStored), generate_instance_uid=False)
+    except (ValueError, AttributeError, NotImplementedError) as exc:
+        raise PixelCleaningError(
+            "unsupported_pixel_format", f"cannot re-encode ({type(exc).__name__})"
+        ) from None
     for tag in (0x7FE00001, 0x7FE00002):  # extended offset table: only meaningful when encapsulated
         if tag in ds:
             del ds[tag]
-    try:
-        set_pixel_data(ds, arr, new_photometric, int(ds.BitsStored), generate_instance_uid=False)
-    except (ValueError, AttributeError, NotImplementedError) as exc:
-        raise PixelCleaningError("unsupported_pixel_format", f"cannot re-encode ({type(exc).__name__})") from None
     if number_of_frames is not None:  # keep Type 1 Number of Frames on multi-frame IODs, even at 1
         ds.NumberOfFrames = number_of_frames
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

@@ -48,7 +48,7 @@ def test_export_publishes_objects_and_tables(prepared: Prepared) -> None:
 
     # A second reader over the same Delta tables: DuckDB on the Arrow data.
     studies = read_table(prepared.root, PROJECT, "studies").to_arrow()
-    n_studies = duckdb.sql("select count(distinct StudyInstanceUID) from studies").fetchone()[0]
+    n_studies = duckdb.sql("select count(distinct StudyInstanceUID) from studies").fetchall()[0][0]
     assert n_studies == studies.num_rows == instances["StudyInstanceUID"].n_unique()
     attributes = read_table(prepared.root, PROJECT, "attributes")
     assert set(attributes["SOPInstanceUID"].unique().to_list()) == set(instances["SOPInstanceUID"].to_list())
@@ -122,12 +122,15 @@ def test_refusals_before_any_read(prepared: Prepared) -> None:
 
 
 def test_tampered_manifest_is_refused(prepared: Prepared) -> None:
-    manifests = [p for p in (prepared.root / "restricted").rglob("*") if p.is_file() and "manifest" in p.as_posix()]
-    assert manifests
-    target = manifests[0]
-    data = target.read_bytes()
-    target.write_bytes(data.replace(b'"', b'"x', 1) if b'"' in data else data + b"\0")
-    with pytest.raises(Refused):
+    from deltalake import write_deltalake
+
+    from lakehouse.governance._store import location
+
+    manifests = location(prepared.settings, "governance_manifests")
+    rows = manifests.read().to_pylist()
+    rows[0]["key"] = rows[-1]["key"]  # point one entry at another archive object
+    write_deltalake(manifests.uri, manifests.spec.to_arrow(rows), mode="overwrite")
+    with pytest.raises(Refused, match="hash"):
         run_export(prepared.settings, prepared.request_id, user="olga")
     assert not (prepared.root / "research" / PROJECT).exists()
 

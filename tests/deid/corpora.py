@@ -1,0 +1,31 @@
+"""Where the third-party test files live, read from the installed packages only (pydicom's
+``get_testdata_file(s)`` may try to download missing files; tests must never download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import data_store
+import deid_data
+import pydicom
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+DATA_STORE = Path(data_store.__file__).parent / "data"
+DEID_DATA = Path(deid_data.__file__).parent / "data"
+
+
+def sample_file(name: str) -> Path:
+    """A pydicom test file by name, from pydicom's own folder or the pydicom-data store."""
+    for folder in (PYDICOM_FILES, DATA_STORE):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(name)
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every data file below ``folder`` (Python sources and caches excluded), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    )
