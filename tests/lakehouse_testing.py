@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
@@ -22,7 +23,8 @@ class RequestLog(logging.Handler):
         self._lock_entries = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = _REQUEST_LINE.search(record.getMessage())
+        # werkzeug colours non-200 lines with ANSI codes: strip them so 206/403/404 count too.
+        match = _REQUEST_LINE.search(_ANSI.sub("", record.getMessage()))
         if match:
             with self._lock_entries:
                 self.entries.append((match["method"], match["path"], int(match["status"])))

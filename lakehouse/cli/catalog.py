@@ -4,4 +4,44 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="catalog commands.", no_args_is_help=True)
+from lakehouse.cli._common import ConfigOpt, JsonOpt, emit, progress, settings_from
+
+app = typer.Typer(help="The identified archive catalog (restricted zone).", no_args_is_help=True)
+
+
+@app.command("sync")
+def sync(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Scan the archive incrementally (headers only) into the catalog table.
+
+    Objects that cannot be parsed get a row with a reason code; the sync still exits 0."""
+    from lakehouse.catalog import sync_catalog
+
+    settings = settings_from(config)
+    with progress("cataloging", total=None, enabled=not as_json) as advance:
+        result = sync_catalog(settings, progress=advance)
+    lines = [f"catalog sync: {result.summary_line()}"]
+    if result.failed:
+        reasons = ", ".join(f"{code} {n}" for code, n in result.failure_reasons.items())
+        lines.append(
+            f"{result.failed} objects could not be cataloged ({reasons}); see parse_status in the catalog"
+        )
+    emit(result.to_dict(), as_json, lines)
+
+
+@app.command("stats")
+def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Patients, studies, series, instances, bytes, and counts per modality and parse status."""
+    from lakehouse.catalog import catalog_stats
+
+    data = catalog_stats(settings_from(config))
+    lines = [
+        f"{name}: {data[name]}" for name in ("objects", "patients", "studies", "series", "instances", "bytes")
+    ]
+    lines.append("per modality: " + ", ".join(f"{k} {v}" for k, v in sorted(data["per_modality"].items())))
+    lines.append(
+        "per parse status: " + ", ".join(f"{k} {v}" for k, v in sorted(data["per_parse_status"].items()))
+    )
+    lines.append(
+        f"duplicate objects: {data['duplicate_objects']}, deleted (tombstoned): {data['deleted_objects']}"
+    )
+    emit(data, as_json, lines)

@@ -492,18 +492,23 @@ def read_header(
     """Catalog one object: ``fetch(start, length)`` reads a byte range of it.
 
     Reads ``header_bytes`` first; when the header is longer, extends the prefix
-    (at least doubling) up to ``max_header_bytes``."""
+    (at least doubling) up to ``max_header_bytes``. Errors of the store propagate;
+    anything wrong with the bytes becomes a ``Header`` with status error."""
     data = fetch(0, min(header_bytes, object_size)) if object_size else b""
     while True:
         try:
             header = parse_prefix(data, max(object_size, len(data)))
         except _NeedMore as more:
             target = min(object_size, max(more.upto, 2 * len(data)))
+            if target <= len(data):
+                return failure("unreadable", len(data))
             if target > max_header_bytes:
                 return failure("header_too_long", len(data))
             data += fetch(len(data), target - len(data))
             if len(data) < target:  # the object shrank under us
                 return failure("truncated", len(data))
             continue
+        except Exception:  # noqa: BLE001  (one odd object must never stop a sync)
+            return failure("unreadable", len(data))
         header.bytes_read = len(data)
         return header

@@ -33,19 +33,27 @@ class LocalReader(ObjectReader):
         )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if not self.root.is_dir():
+        if self.root.is_dir():
+            yield from self._walk(self.root, "", prefix)
+
+    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[ObjectInfo]:
+        # Sorting a folder's entries with "name/" for sub-folders gives key order,
+        # as S3 lists; sub-folders outside the prefix are never entered.
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
             return
-        # os.walk with sorted dirs gives key order without holding the whole tree.
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for name in sorted(filenames):
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if key.startswith(prefix) and not name.startswith(".tmp-"):
-                    try:
-                        yield self._info(key, os.stat(os.path.join(dirpath, name)))
-                    except FileNotFoundError:
-                        continue
+        named = sorted((e.name + "/" if e.is_dir() else e.name, e) for e in entries)
+        for name, entry in named:
+            key = rel + name
+            if name.endswith("/"):
+                if key.startswith(prefix) or prefix.startswith(key):
+                    yield from self._walk(Path(entry.path), key, prefix)
+            elif key.startswith(prefix) and not name.startswith(".tmp-"):
+                try:
+                    yield self._info(key, entry.stat())
+                except FileNotFoundError:
+                    continue
 
     def head(self, key: str) -> ObjectInfo:
         try:
