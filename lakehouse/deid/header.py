@@ -36,7 +36,7 @@ from lakehouse.deid.pseudonyms import (
     shift_da,
     shift_dt,
 )
-from lakehouse.deid.residual import Identifiers, Scanner, element_vr
+from lakehouse.deid.residual import Identifiers, Scanner, fast_element_vr
 
 DUMMIES: dict[str, Any] = {
     "PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED",
@@ -108,25 +108,26 @@ class HeaderWalker:
     # -- traversal ---------------------------------------------------------------------------
 
     def _dataset(self, ds: Dataset, skip: int | None) -> None:
-        for tag in list(ds.keys()):
-            if tag != skip:
-                self._element(ds, int(tag))
+        # The dataset's own tag objects: pydicom looks them up without converting them again.
+        for tag in list(ds._dict):
+            if skip is None or tag != skip:
+                self._element(ds, tag)
 
     def _element(self, ds: Dataset, tag: int) -> None:
         group, elem = tag >> 16, tag & 0xFFFF
         if group & 1:
-            self._apply(ds, tag, self.profile.private, element_vr(ds, tag))
+            self._apply(ds, tag, self.profile.private, fast_element_vr(ds, tag))
             return
         if elem == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
             del ds[tag]
             return
-        vr = element_vr(ds, tag)
+        vr = fast_element_vr(ds, tag)
         if 0x5000 <= group <= 0x501E:
             action: str | None = self.profile.curve
         elif 0x6000 <= group <= 0x601E:
             action = self._overlay_action(elem, vr)
         else:
-            action = self.profile.actions.get(tag)
+            action = self.profile.actions.get(int(tag))
         if action is None:
             self._keep(ds, tag, vr)
         else:
@@ -162,7 +163,7 @@ class HeaderWalker:
             self._dataset(item, skip=None)
             return True
         if action != "K":
-            self._apply(item, value_tag, action, element_vr(item, value_tag))
+            self._apply(item, value_tag, action, fast_element_vr(item, value_tag))
         else:
             self.counts["K"] += 1
         self._dataset(item, skip=value_tag)
@@ -212,23 +213,26 @@ class HeaderWalker:
         self._harvest(ds, tag, vr)
         if action == "X":
             del ds[tag]
-        elif tag in TOKEN_KINDS and ds[tag].value:
-            ds[tag].value = pseudonymize_id(str(ds[tag].value), self.key, TOKEN_KINDS[tag])
+            return
+        elem = ds[tag]
+        if tag in TOKEN_KINDS and elem.value:
+            elem.value = pseudonymize_id(str(elem.value), self.key, TOKEN_KINDS[tag])
         elif action == "Z":
-            ds[tag].value = "" if vr in STRING_VRS else None
+            elem.value = "" if vr in STRING_VRS else None
         else:  # D
-            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            elem.value = DUMMIES.get(vr, b"\x00\x00")
 
     def _uid(self, ds: Dataset, tag: int, vr: str) -> None:
         if vr != "UI":
             self._harvest(ds, tag, vr)
             ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
             return
-        value = ds[tag].value
+        elem = ds[tag]
+        value = elem.value
         if not value:
             return
         values = list(value) if isinstance(value, MultiValue | list) else [value]
-        ds[tag].value = [self._map_uid(str(v)) for v in values] if len(values) > 1 else self._map_uid(str(values[0]))
+        elem.value = [self._map_uid(str(v)) for v in values] if len(values) > 1 else self._map_uid(str(values[0]))
 
     def _map_uid(self, uid: str) -> str:
         uid = uid.strip().rstrip("\x00")
@@ -255,7 +259,8 @@ class HeaderWalker:
         # TM (whole-day offsets keep times consistent), numbers and binary data are kept.
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
-        value = ds[tag].value
+        elem = ds[tag]
+        value = elem.value
         if not value:
             return
         values = list(value) if isinstance(value, MultiValue | list) else [value]
@@ -268,7 +273,7 @@ class HeaderWalker:
             out.append(moved if moved is not None else DUMMIES[vr])
             if moved is not None:
                 self._shifted.update(part[:8] for part in moved.split("-") if len(part) >= 8)
-        ds[tag].value = out if len(out) > 1 else out[0]
+        elem.value = out if len(out) > 1 else out[0]
         self.counts["shifted"] += 1
 
     def _cap_age(self, ds: Dataset, tag: int) -> None:
@@ -279,8 +284,8 @@ class HeaderWalker:
 
     def _harvest(self, ds: Dataset, tag: int, vr: str) -> None:
         """Remember the identifying value about to be removed or replaced (for clean and scan)."""
-        if vr not in STRING_VRS:
-            return
+        if vr not in STRING_VRS or not self._harvests(tag, vr):
+            return  # nothing to remember: do not decode a value that is about to go
         value = ds[tag].value
         if value is None or value == "":
             return
@@ -298,3 +303,8 @@ class HeaderWalker:
                 ids.add_date(text)
             elif vr == "UI" and not is_well_known_uid(text):
                 ids.uids.add(text.strip().rstrip("\x00"))
+
+    def _harvests(self, tag: int, vr: str) -> bool:
+        """Whether ``_harvest`` keeps anything of this attribute's values."""
+        return (vr in ("PN", "UI") or tag in ID_TAGS or tag in ADDRESS_TAGS
+                or (vr in ("DA", "DT") and self.date_mode != "full"))

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 DICOM_ROOT = "1.2.840.10008."
 MAX_OFFSET_DAYS = 3652  # offsets are 1..MAX_OFFSET_DAYS days into the past
@@ -43,6 +44,7 @@ def date_offset_days(pseudo_patient_id: str, key: bytes) -> int:
     return -(1 + number % MAX_OFFSET_DAYS)
 
 
+@lru_cache(maxsize=4096)  # pure; strptime dominates, and a study repeats its few dates
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DA value (also a ``from-to`` range); None when it is not a valid date."""
     if "-" in value:
@@ -56,6 +58,7 @@ def shift_da(value: str, days: int) -> str | None:
     return (parsed + timedelta(days=days)).strftime("%Y%m%d")
 
 
+@lru_cache(maxsize=4096)
 def shift_dt(value: str, days: int) -> str | None:
     """Shift the date part of a DT value (times and offsets are kept, the offset is whole days)."""
     text = value.strip()

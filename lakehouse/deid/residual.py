@@ -2,18 +2,30 @@
 
 The engine feeds ``Identifiers`` with every identifying value it removes or replaces (name
 components, IDs, addresses, phone numbers, dates, UIDs). ``Identifiers.compile`` turns them
-into one case-insensitive regex plus set lookups, which both clean text (the C action) and scan
-the finished output: every text value at every depth is checked once.
+into a ``Scanner``, which both cleans text (the C action) and scans the finished output: every
+text value at every depth is checked once.
+
+Matching is one case-insensitive alternation of the identifiers between alphanumeric
+boundaries. Compiling that per object cost more than reading and writing the object, and
+the UIDs make every object's set unique, so the scan splits it without changing a result:
+identifiers made only of digits and dots (UIDs, numeric IDs, dates), which case-folding
+cannot touch, are looked up as substrings of digit/dot runs; the rest (names, IDs, date
+forms), the same for all objects of a patient, go into a regex cached per set. The full
+alternation is compiled only when the C action has something to cut out.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 # Values we write ourselves; a source whose name is "Anonymized" must not flag our dummies.
 STOPWORDS = frozenset({"ANONYMIZED", "ANONYMOUS", "REMOVED", "UNKNOWN", "NONE", "NULL", "N/A"})
@@ -31,6 +43,14 @@ PATTERNS = re.compile(
 FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
 SCANNED_VRS = FREE_TEXT_VRS | {"AE", "CS", "UR"}
 DATE_VRS = frozenset({"DA", "DT"})
+TEXT_VALUE_VRS = SCANNED_VRS | DATE_VRS | {"UI"}  # VRs whose values the scan reads as text
+DATE_SPLIT = re.compile(r"[\\-]")
+# What the identifier regex treats as a word character (IGNORECASE adds a few non-ASCII ones).
+BOUNDARY = re.compile("[A-Za-z0-9]", re.IGNORECASE)
+PLAIN_CHARS = frozenset("0123456789.")  # no case variants: IGNORECASE matches them exactly
+DIGIT_DOT_RUN = re.compile(r"[0-9.]+")
+DOT = re.compile(r"\.")
+SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 @dataclass
@@ -74,39 +94,113 @@ class Identifiers:
         for d in dates:
             y, m, dd = d[:4], d[4:6], d[6:8]
             literals |= {d, f"{y}-{m}-{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}.{m}.{y}"}
-        regex = None
-        if literals:
-            alternation = "|".join(re.escape(s) for s in sorted(literals, key=lambda s: (-len(s), s)))
-            regex = re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE)
-        return Scanner(regex, frozenset(dates), frozenset(self.uids))
+        return Scanner(frozenset(literals), frozenset(dates), frozenset(self.uids))
+
+
+def _alternation(literals: frozenset[str]) -> re.Pattern[str] | None:
+    """One case-insensitive regex of the literals, longest first, between word boundaries."""
+    if not literals:
+        return None
+    alternation = "|".join(re.escape(s) for s in sorted(literals, key=lambda s: (-len(s), s)))
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _folded_regex(literals: frozenset[str]) -> re.Pattern[str] | None:
+    """The regex of the case-foldable literals; they repeat across a patient's objects."""
+    return _alternation(literals)
 
 
 @dataclass(frozen=True)
 class Scanner:
-    regex: re.Pattern[str] | None
+    literals: frozenset[str]
     dates: frozenset[str]
     uids: frozenset[str]
 
+    @cached_property
+    def regex(self) -> re.Pattern[str] | None:
+        """The full alternation (what ``clean`` removes); compiled only when needed."""
+        return _alternation(self.literals)
+
+    @cached_property
+    def _folded(self) -> re.Pattern[str] | None:
+        return _folded_regex(frozenset(s for s in self.literals if not PLAIN_CHARS.issuperset(s)))
+
+    @cached_property
+    def _plain(self) -> frozenset[str]:
+        return frozenset(s for s in self.literals if PLAIN_CHARS.issuperset(s))
+
+    @cached_property
+    def _plain_max(self) -> int:
+        return max(map(len, self._plain), default=0)
+
     def clean(self, text: str) -> str:
         """The C action on free text: identifiers and identifier-like patterns cut out."""
-        if self.regex is not None:
-            text = self.regex.sub("", text)
+        if self._literal_hit(text):
+            text = self.regex.sub("", text)  # type: ignore[union-attr] - a hit implies literals
         return PATTERNS.sub("", text).strip()
 
     def hit(self, vr: str, text: str) -> bool:
         if vr == "UI":
             return any(u.strip("\x00 ") in self.uids for u in text.split("\\"))
         if vr in DATE_VRS:
-            return any(v.strip()[:8] in self.dates for v in re.split(r"[\\-]", text) if v.strip())
-        if self.regex is not None and self.regex.search(text):
+            return any(v.strip()[:8] in self.dates for v in DATE_SPLIT.split(text) if v.strip())
+        if self._literal_hit(text):
             return True
         return vr in FREE_TEXT_VRS and PATTERNS.search(text) is not None
 
+    def _literal_hit(self, text: str) -> bool:
+        """Whether ``self.regex.search(text)`` would find something, without compiling it."""
+        folded = self._folded
+        if folded is not None and folded.search(text):
+            return True
+        return bool(self._plain) and self._plain_hit(text)
+
+    def _plain_hit(self, text: str) -> bool:
+        """A digit/dot literal in ``text`` with the regex's boundaries: it starts at a run's start
+        or after a dot, ends at a run's end or before a dot, and a run's outer neighbours must
+        not be word characters."""
+        plain, longest, end_of_text = self._plain, self._plain_max, len(text)
+        for run in DIGIT_DOT_RUN.finditer(text):
+            start, end = run.span()
+            dots = [m.start() for m in DOT.finditer(text, start, end)]
+            starts = [start] if start == 0 or not BOUNDARY.match(text, start - 1) else []
+            starts += [d + 1 for d in dots if d + 1 < end]
+            ends = [d for d in dots if d > start]
+            if end == end_of_text or not BOUNDARY.match(text, end):
+                ends.append(end)
+            for i in starts:
+                for j in ends[bisect_right(ends, i) : bisect_right(ends, i + longest)]:
+                    if text[i:j] in plain:
+                        return True
+        return False
+
     def first_hit(self, ds: Dataset) -> str | None:
-        """Tag path of the first value that still carries an identifier, or None."""
-        for path, vr, text in _text_values(ds, ""):
-            if self.hit(vr, text):
-                return path
+        """Tag path of the first value that still carries an identifier, or None.
+
+        Depth first in the dataset's element order. Values still in raw form are decoded
+        for the check only and stay raw, so the writer copies them byte for byte.
+        """
+        return self._first_hit(ds, "")
+
+    def _first_hit(self, ds: Dataset, prefix: str) -> str | None:
+        for tag, elem in list(ds._dict.items()):
+            vr = elem.VR
+            if not vr or (elem.is_raw and elem.value is None):
+                vr = element_vr(ds, tag)  # no VR, or a deferred read: the slow, exact way
+            if vr == "SQ":
+                for i, item in enumerate(ds[tag].value or []):
+                    hit = self._first_hit(item, f"{prefix}{_tag_text(tag)}[{i}].")
+                    if hit is not None:
+                        return hit
+            elif vr in TEXT_VALUE_VRS:
+                text = _value_text(ds, tag)
+                if text is not None and self.hit(vr, text):
+                    return prefix + _tag_text(tag)
+            elif vr == "UN":
+                value = ds.get_item(tag).value
+                if isinstance(value, bytes) and value and self.hit("UN", value.decode("latin-1")):
+                    return prefix + _tag_text(tag)
         return None
 
 
@@ -121,23 +215,38 @@ def element_vr(ds: Dataset, tag: int) -> str:
         return "UN"
 
 
-def _text_values(ds: Dataset, prefix: str) -> Iterator[tuple[str, str, str]]:
-    for tag in list(ds.keys()):
-        vr = element_vr(ds, tag)
-        path = f"{prefix}({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        if vr == "SQ":
-            for i, item in enumerate(ds[tag].value or []):
-                yield from _text_values(item, f"{path}[{i}].")
-        elif vr in SCANNED_VRS or vr in DATE_VRS or vr == "UI":
-            value = ds[tag].value
-            if value is None or value == "":
-                continue
-            if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-                text = "\\".join(str(v) for v in value)
-            else:
-                text = str(value)
-            yield path, vr, text
-        elif vr == "UN":
-            value = ds.get_item(tag).value
-            if isinstance(value, bytes) and value:
-                yield path, "UN", value.decode("latin-1")
+def fast_element_vr(ds: Dataset, tag: int) -> str:
+    """``element_vr`` without ``Tag()`` and ``get_item`` for elements already in memory."""
+    elem = ds._dict.get(tag)
+    if elem is not None and elem.VR and not (elem.is_raw and elem.value is None):
+        return str(elem.VR)
+    return element_vr(ds, tag)
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _value_text(ds: Dataset, tag: int) -> str | None:
+    """The value as the scan sees it (``\\``-joined), or None when empty.
+
+    A raw element is converted exactly as ``Dataset.__getitem__`` would, but the result is
+    not stored in the dataset.
+    """
+    elem = ds._dict[tag]
+    if isinstance(elem, RawDataElement):
+        if elem.value is None and elem.length != 0:
+            elem = ds[tag]  # deferred read: let pydicom fetch and convert it
+        else:
+            charset = (
+                ds.original_character_set or ds._character_set
+                if tag != SPECIFIC_CHARACTER_SET
+                else default_encoding
+            )
+            elem = convert_raw_data_element(elem, encoding=charset, ds=ds)
+    value = elem.value
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple | MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)

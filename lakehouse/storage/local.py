@@ -93,7 +93,18 @@ class LocalStore(LocalReader, ObjectStore):
         return self.head(key)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        self._prune(path.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove folders left empty, as object stores have no empty 'folders'."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
 
     def move(self, src: str, dst: str) -> None:
         source, target = self._path(src), self._path(dst)
@@ -103,3 +114,4 @@ class LocalStore(LocalReader, ObjectStore):
             raise ObjectNotFound(f"no object at key {src!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
+        self._prune(source.parent)
