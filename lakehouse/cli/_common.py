@@ -48,7 +48,7 @@ def emit(data: Any, as_json: bool, text: str | Iterable[str] | None = None) -> N
     if text is None:
         text = [f"{k}: {v}" for k, v in data.items()] if isinstance(data, dict) else [str(data)]
     for line in [text] if isinstance(text, str) else text:
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -41,3 +41,25 @@ def list_(user: UserOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fal
         "no opt-outs"
     ]
     emit({"optouts": rows}, as_json, text)
+
+
+@app.command()
+def purge(
+    patient_id: Annotated[
+        str, typer.Option("--patient-id", help="(0010,0020) Patient ID as in the catalog.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why, if the patient is not registered yet.")] = "opt-out purge",
+    user: UserOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the patient's exported rows and objects from every project (Delta delete + vacuum),
+    register the opt-out if needed, and audit it. Later exports exclude the patient."""
+    from lakehouse.export import purge_patient
+
+    result = purge_patient(settings_from(config), patient_id, user=require_user(user), reason=reason)
+    emit(
+        result.to_dict(),
+        as_json,
+        f"purged {result.instances} instances and {result.objects} objects from {len(result.projects)} projects",
+    )

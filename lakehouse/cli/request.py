@@ -164,13 +164,31 @@ def reject_(
 def revoke_(
     request_id: IdArg,
     reason: ReasonOpt,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Also delete what the request already exported (rows, objects; admins only). "
+            "Without it, exported data stays and only later runs are refused.",
+        ),
+    ] = False,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a request (admins, or one of its approvers); exports of it are refused from now on."""
-    _emit_decision(
-        governance.revoke(settings_from(config), request_id, user=require_user(user), reason=reason), as_json
+    settings = settings_from(config)
+    req = governance.revoke(settings, request_id, user=require_user(user), reason=reason)
+    if not purge:
+        _emit_decision(req, as_json)
+        return
+    from lakehouse.export import purge_request
+
+    result = purge_request(settings, request_id, user=require_user(user))
+    emit(
+        {"id": req.id, "status": req.status, "purge": result.to_dict()},
+        as_json,
+        [f"{req.id}  {req.status}", f"purged {result.instances} instances and {result.objects} objects"],
     )
 
 

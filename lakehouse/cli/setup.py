@@ -98,7 +98,8 @@ def demo(
             f"synthesized {len(written)} objects into {settings.archive.uri}",
             f"catalog: {sync.summary_line()}",
             f"request {request.id}: submitted by demo-requester, approved by demo-approver",
-            f"export {state.run_id}: {state.exported} objects exported, quarantined {state.quarantined or 'none'}",
+            f"export {state.run_id}: {state.exported} objects exported, quarantined: "
+            + (", ".join(f"{reason} {n}" for reason, n in state.quarantined.items()) or "none"),
             f"Delta tables: {tables}/{{studies,series,instances,attributes}}",
             "",
             "Query them, e.g. with DuckDB over deltalake:",
