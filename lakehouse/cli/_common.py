@@ -25,7 +25,7 @@ ConfigOpt = Annotated[
 ]
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", "-u", envvar="LAKEHOUSE_USER", help="Who is acting (checked against [roles] in the config)."),
+    typer.Option("--user", "-u", envvar="LAKEHOUSE_USER", help="Who is acting (checked against the roles section of the config)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 

@@ -18,7 +18,7 @@ app = typer.Typer(
 def run(
     request_id: Annotated[str, typer.Argument(help="The approved request to export.")],
     engine: Annotated[str, typer.Option(help="local (process pool, no JVM) or spark.")] = "local",
-    workers: Annotated[int | None, typer.Option(help="Local worker processes (default: [export] workers).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes (default: workers in the export section of the config).")] = None,
     config: ConfigOpt = None,
     user: UserOpt = None,
     as_json: JsonOpt = False,

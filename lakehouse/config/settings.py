@@ -29,11 +29,14 @@ ZONES = ("archive", "restricted", "research", "datasets")
 # Settings shared by all S3 zones unless a zone section sets its own.
 _S3_KEYS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "profile")
 
+# Per-zone S3 settings default to "" = take the [s3] value.
+_ZONE_DEFAULTS = {key: "" for key in _S3_KEYS}
+
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "archive": {"uri": "archive"},
-    "restricted": {"uri": "restricted"},
-    "research": {"uri": "research"},
-    "datasets": {"uri": "datasets"},
+    "archive": {"uri": "archive", **_ZONE_DEFAULTS},
+    "restricted": {"uri": "restricted", **_ZONE_DEFAULTS},
+    "research": {"uri": "research", **_ZONE_DEFAULTS},
+    "datasets": {"uri": "datasets", **_ZONE_DEFAULTS},
     "s3": {
         "endpoint_url": "",
         "region": "us-east-1",
@@ -72,6 +75,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "policy": {
         "approvals_required": 1,
         "max_validity_days": 365,
+    },
+    "deid": {
+        # Env var holding a project's key as hex (production); else restricted/keys/<project>.key.
+        "key_env": "LAKEHOUSE_DEID_KEY_{project}",
     },
     "export": {
         "engine": "local",
@@ -216,16 +223,16 @@ def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
 
 
 def _apply_env(merged: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:
-    # Longest section names first so LAKEHOUSE_S3_... never matches a shorter prefix wrongly.
-    sections = sorted(merged, key=len, reverse=True)
+    """Override known settings only: other LAKEHOUSE_* variables (the user, project keys,
+    test switches) are not settings and never enter the config."""
     for name, raw in env.items():
-        if not name.startswith("LAKEHOUSE_") or name == CONFIG_ENV or name == "LAKEHOUSE_USER":
+        if not name.startswith("LAKEHOUSE_"):
             continue
         rest = name[len("LAKEHOUSE_") :].lower()
-        for section in sections:
-            if rest.startswith(section + "_"):
-                key = rest[len(section) + 1 :]
-                merged[section][key] = _parse_env_value(raw, merged[section].get(key))
+        for section, values in merged.items():
+            key = rest[len(section) + 1 :] if rest.startswith(section + "_") else None
+            if key in values:
+                values[key] = _parse_env_value(raw, values[key])
                 break
 
 
