@@ -6,6 +6,9 @@ implementation class or version, no private meta; only the transfer syntax of th
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -43,14 +46,25 @@ def rebuild_file_meta(ds: Dataset, transfer_syntax: str) -> None:
 
 def record_method(ds: Dataset, options: frozenset[str], edition: str, date_mode: str | None) -> None:
     """PatientIdentityRemoved, DeidentificationMethod (+ CID 7050 codes), temporal status."""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"DICOM PS3.15 {edition} Basic Profile (lakehouse)", *sorted(options)]
+    _put(ds, 0x00120062, "CS", "YES")  # Patient Identity Removed
+    _put(ds, 0x00120063, "LO", [f"DICOM PS3.15 {edition} Basic Profile (lakehouse)", *sorted(options)])
     items = []
     for value, scheme, meaning in method_codes(options):
         item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = scheme
-        item.CodeMeaning = meaning
+        item[0x00080100] = DataElement(0x00080100, "SH", value)  # Code Value
+        item[0x00080102] = DataElement(0x00080102, "SH", scheme)  # Coding Scheme Designator
+        item[0x00080104] = DataElement(0x00080104, "LO", meaning)  # Code Meaning
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = items
-    ds.LongitudinalTemporalInformationModified = TEMPORAL_STATUS[date_mode]
+    _put(ds, 0x00120064, "SQ", items)  # De-identification Method Code Sequence
+    _put(ds, 0x00280303, "CS", TEMPORAL_STATUS[date_mode])  # Longitudinal Temporal Information Modified
+
+
+def _put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """What ``ds.<Keyword> = value`` does (an existing element keeps its VR), minus the keyword
+    lookups: this runs once per object."""
+    if tag in ds._dict:
+        elem = ds[tag]
+        elem.value = value
+    else:
+        elem = DataElement(tag, vr, value)
+    ds[tag] = elem

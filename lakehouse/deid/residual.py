@@ -119,7 +119,8 @@ class Scanner:
 
     @cached_property
     def regex(self) -> re.Pattern[str] | None:
-        """The full alternation (what ``clean`` removes); compiled only when needed."""
+        """The full alternation: what ``clean`` cuts out and ``hit`` looks for, by definition.
+        Not compiled on the hot path (see the module docstring)."""
         return _alternation(self.literals)
 
     @cached_property
@@ -136,33 +137,46 @@ class Scanner:
 
     def clean(self, text: str) -> str:
         """The C action on free text: identifiers and identifier-like patterns cut out."""
-        if self._literal_hit(text):
-            text = self.regex.sub("", text)  # type: ignore[union-attr] - a hit implies literals
-        return PATTERNS.sub("", text).strip()
+        return PATTERNS.sub("", self._cut_literals(text)).strip()
 
     def hit(self, vr: str, text: str) -> bool:
         if vr == "UI":
             return any(u.strip("\x00 ") in self.uids for u in text.split("\\"))
         if vr in DATE_VRS:
             return any(v.strip()[:8] in self.dates for v in DATE_SPLIT.split(text) if v.strip())
-        if self._literal_hit(text):
+        if self._next_literal(text, 0) is not None:
             return True
         return vr in FREE_TEXT_VRS and PATTERNS.search(text) is not None
 
-    def _literal_hit(self, text: str) -> bool:
-        """Whether ``self.regex.search(text)`` would find something, without compiling it."""
-        folded = self._folded
-        if folded is not None and folded.search(text):
-            return True
-        return bool(self._plain) and self._plain_hit(text)
+    def _cut_literals(self, text: str) -> str:
+        """``self.regex.sub("", text)``: leftmost matches, the longest at each position."""
+        pieces, pos = [], 0
+        while (found := self._next_literal(text, pos)) is not None:
+            start, end = found
+            pieces.append(text[pos:start])
+            pos = end
+        return "".join(pieces) + text[pos:] if pieces else text
 
-    def _plain_hit(self, text: str) -> bool:
-        """A digit/dot literal in ``text`` with the regex's boundaries: it starts at a run's start
-        or after a dot, ends at a run's end or before a dot, and a run's outer neighbours must
-        not be word characters."""
+    def _next_literal(self, text: str, pos: int) -> tuple[int, int] | None:
+        """Span of the leftmost (then longest) literal match at or after ``pos``, or None."""
+        folded = self._folded.search(text, pos) if self._folded is not None else None
+        plain = self._next_plain(text, pos) if self._plain else None
+        if folded is None:
+            return plain
+        span = folded.span()
+        if plain is None or span[0] < plain[0] or (span[0] == plain[0] and span[1] >= plain[1]):
+            return span
+        return plain
+
+    def _next_plain(self, text: str, pos: int) -> tuple[int, int] | None:
+        """The leftmost-longest digit/dot literal at or after ``pos``, with the regex's
+        boundaries: it starts at a run's start or after a dot, ends at a run's end or before
+        a dot, and a run's outer neighbours must not be word characters."""
         plain, longest, end_of_text = self._plain, self._plain_max, len(text)
         for run in DIGIT_DOT_RUN.finditer(text):
             start, end = run.span()
+            if end <= pos:
+                continue
             dots = [m.start() for m in DOT.finditer(text, start, end)]
             starts = [start] if start == 0 or not BOUNDARY.match(text, start - 1) else []
             starts += [d + 1 for d in dots if d + 1 < end]
@@ -170,10 +184,12 @@ class Scanner:
             if end == end_of_text or not BOUNDARY.match(text, end):
                 ends.append(end)
             for i in starts:
-                for j in ends[bisect_right(ends, i) : bisect_right(ends, i + longest)]:
+                if i < pos:
+                    continue
+                for j in reversed(ends[bisect_right(ends, i) : bisect_right(ends, i + longest)]):
                     if text[i:j] in plain:
-                        return True
-        return False
+                        return i, j
+        return None
 
     def first_hit(self, ds: Dataset) -> str | None:
         """Tag path of the first value that still carries an identifier, or None.
