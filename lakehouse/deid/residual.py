@@ -233,7 +233,7 @@ def element_vr(ds: Dataset, tag: int) -> str:
 
 def fast_element_vr(ds: Dataset, tag: int) -> str:
     """``element_vr`` without ``Tag()`` and ``get_item`` for elements already in memory."""
-    elem = ds._dict.get(tag)
+    elem = ds._dict.get(tag)  # type: ignore[call-overload]  # BaseTag is an int: same hash and equality
     if elem is not None and elem.VR and not (elem.is_raw and elem.value is None):
         return str(elem.VR)
     return element_vr(ds, tag)
@@ -249,7 +249,7 @@ def _value_text(ds: Dataset, tag: int) -> str | None:
     A raw element is converted exactly as ``Dataset.__getitem__`` would, but the result is
     not stored in the dataset.
     """
-    elem = ds._dict[tag]
+    elem = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int
     if isinstance(elem, RawDataElement):
         if elem.value is None and elem.length != 0:
             elem = ds[tag]  # deferred read: let pydicom fetch and convert it
