@@ -223,11 +223,12 @@ def _plan(
 def _already_exported(settings: Settings, project: str, profile: str, options: list[str]) -> set[tuple[str, str]]:
     """(source key, etag) pairs this project already holds under the same profile and options."""
     lineage = commit.restricted_location(settings, "lineage").read(
-        columns=["project", "deid_profile", "deid_options", "source_key", "source_etag"]
+        columns=["deid_profile", "deid_options", "source_key", "source_etag"],
+        filters=[("project", "=", project)],
     )
     done = set()
     for row in lineage.to_pylist():
-        if row["project"] == project and row["deid_profile"] == profile and list(row["deid_options"]) == options:
+        if row["deid_profile"] == profile and list(row["deid_options"]) == options:
             done.add((row["source_key"], row["source_etag"]))
     return done
 
