@@ -10,12 +10,22 @@ Where the standard leaves the mechanics open:
 - SR content items (items with Value Type): without Clean Structured Content every TEXT value
   becomes a dummy; the other value types are governed by their attribute rows (Person Name D,
   Date D, UID U, ...). With the option, Table E.3.4-1 decides per concept name (X removes the
-  content item), and TEXT items it does not list are cleaned.
-- C on free text cuts out the source's identifiers and identifier-like patterns; on DA/DT it
-  shifts by the pseudo patient's offset; TM is kept because the offset is whole days, so every
-  DA/DT + TM pair stays consistent.
+  content item), and TEXT items it does not list are cleaned (falling back to D, so the tree
+  keeps its structure).
+- C on free text (LO, LT, SH, ST, UT, UC, CS) is fail closed: the source's identifiers and
+  identifier-like patterns are cut out, then only allowlisted vocabulary survives
+  (``clean_text``); when nothing survives, the attribute gets its fallback, the Basic Profile
+  action (``ResolvedProfile.fallback``). C never keeps a Person Name, AE title, URI or binary
+  value (OB, OW, UN, ...): they get the fallback at once. C on DA/DT shifts by the pseudo
+  patient's offset; TM and numbers are kept (the offset is whole days, so every DA/DT + TM
+  pair stays consistent).
+- Code Meaning (0008,0104), which the table does not list, is vocabulary only for the standard
+  schemes of ``schemas/deid/coding_schemes.json``. A private or local scheme's meaning is free
+  text: it becomes ``REDACTED``, or with Clean Descriptors / Clean Structured Content it is
+  cleaned like any C text (``REDACTED`` when nothing survives). The Code Value stays.
 - Overlays: when Overlay Data is removed, the whole 60xx group goes (a plane without data is
-  invalid); with Clean Graphics the planes stay and their text is cleaned.
+  invalid). Clean Graphics (C) cannot show that an overlay bitmap holds no burned-in text, so
+  the plane goes too; for the same reason curves (50xx, retired) go under C.
 - Retain Modified Dates shifts every DA/DT, also ones the table does not list.
 - Ages (AS) the profile keeps are capped at 090Y unless Retain Patient Characteristics is on.
 """
@@ -28,6 +38,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from lakehouse.deid.clean_text import REDACTED_MEANING, clean_text, is_standard_scheme
 from lakehouse.deid.profile import ResolvedProfile
 from lakehouse.deid.pseudonyms import (
     is_well_known_uid,
@@ -64,6 +75,13 @@ CONTENT_VALUE_TAGS = {
 }
 VALUE_TYPE = 0x0040A040
 CONCEPT_NAME = 0x0040A043
+CODE_MEANING = 0x00080104
+CODING_SCHEME_DESIGNATOR = 0x00080102
+# VRs C cleans word by word; the others it keeps (TM, numbers) or replaces by the fallback.
+CLEANED_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "CS"})
+KEPT_UNDER_C_VRS = frozenset({"TM", "IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
+REDACT = "redact"  # the fallback of a local-scheme Code Meaning: REDACTED_MEANING
+CLEANING_OPTIONS = frozenset({"clean-descriptors", "clean-structured-content"})
 
 
 def date_mode(options: frozenset[str]) -> str | None:
@@ -84,12 +102,14 @@ class HeaderWalker:
         self.date_offset = date_offset
         self.retain_age = "retain-patient-characteristics" in options
         self.clean_sr = "clean-structured-content" in options
-        self.drop_overlays = profile.overlay_data == "X"
+        self.drop_overlays = profile.overlay_data in ("X", "C")
+        self.curve_action = "X" if profile.curve == "C" else profile.curve
+        self.clean_code_meanings = bool(CLEANING_OPTIONS & options)
         self.counts: Counter[str] = Counter()
         self.uid_map: dict[str, str] = {}
         self.identifiers = Identifiers()
         self._shifted: set[str] = set()
-        self._deferred: list[tuple[Dataset, int]] = []
+        self._deferred: list[tuple[Dataset, int, str, str]] = []  # ds, tag, VR, fallback
 
     def walk(self, ds: Dataset) -> None:
         self._dataset(ds, skip=None)
@@ -97,12 +117,17 @@ class HeaderWalker:
     def finish(self) -> Scanner:
         """Clean the deferred free text with the complete identifier set; return the scanner."""
         scanner = self.identifiers.compile(self.date_mode == "full", self._shifted)
-        for ds, tag in self._deferred:
+        for ds, tag, vr, fallback in self._deferred:
             elem = ds[tag]
-            if isinstance(elem.value, MultiValue | list):
-                elem.value = [scanner.clean(str(v)) for v in elem.value]
-            elif elem.value is not None:
-                elem.value = scanner.clean(str(elem.value))
+            value = elem.value
+            if value is None or value == "":
+                continue
+            values = list(value) if isinstance(value, MultiValue | list) else [value]
+            cleaned = [c for v in values if (c := clean_text(scanner.clean(str(v))))]
+            if cleaned:
+                elem.value = cleaned if len(cleaned) > 1 else cleaned[0]
+            else:
+                self._fall_back(ds, tag, vr, fallback)
         return scanner
 
     # -- traversal ---------------------------------------------------------------------------
@@ -112,6 +137,8 @@ class HeaderWalker:
         for tag in list(ds._dict):
             if skip is None or tag != skip:
                 self._element(ds, tag)
+        if CODE_MEANING in ds._dict:
+            self._code_meaning(ds)
 
     def _element(self, ds: Dataset, tag: int) -> None:
         group, elem = tag >> 16, tag & 0xFFFF
@@ -123,7 +150,7 @@ class HeaderWalker:
             return
         vr = fast_element_vr(ds, tag)
         if 0x5000 <= group <= 0x501E:
-            action: str | None = self.profile.curve
+            action: str | None = self.curve_action
         elif 0x6000 <= group <= 0x601E:
             action = self._overlay_action(elem, vr)
         else:
@@ -163,7 +190,7 @@ class HeaderWalker:
             self._dataset(item, skip=None)
             return True
         if action != "K":
-            self._apply(item, value_tag, action, fast_element_vr(item, value_tag))
+            self._apply(item, value_tag, action, fast_element_vr(item, value_tag), fallback="D")
         else:
             self.counts["K"] += 1
         self._dataset(item, skip=value_tag)
@@ -192,7 +219,7 @@ class HeaderWalker:
         elif vr == "AS" and not self.retain_age:
             self._cap_age(ds, tag)
 
-    def _apply(self, ds: Dataset, tag: int, action: str, vr: str) -> None:
+    def _apply(self, ds: Dataset, tag: int, action: str, vr: str, fallback: str | None = None) -> None:
         self.counts[action] += 1
         if vr == "SQ":
             if action == "X":
@@ -208,7 +235,7 @@ class HeaderWalker:
             self._uid(ds, tag, vr)
             return
         if action == "C":
-            self._clean(ds, tag, vr)
+            self._clean(ds, tag, vr, fallback or self.profile.fallback.get(tag, "X"))
             return
         self._harvest(ds, tag, vr)
         if action == "X":
@@ -244,7 +271,7 @@ class HeaderWalker:
             self.identifiers.uids.add(uid)
         return mapped
 
-    def _clean(self, ds: Dataset, tag: int, vr: str) -> None:
+    def _clean(self, ds: Dataset, tag: int, vr: str, fallback: str) -> None:
         if vr in ("DA", "DT"):
             if self.date_mode == "modified":
                 self._shift(ds, tag, vr)
@@ -254,9 +281,34 @@ class HeaderWalker:
         elif vr == "AS":
             if not self.retain_age:
                 self._cap_age(ds, tag)
-        elif vr in ("LO", "LT", "SH", "ST", "UT", "UC", "CS", "AE", "PN", "UR"):
-            self._deferred.append((ds, tag))
-        # TM (whole-day offsets keep times consistent), numbers and binary data are kept.
+        elif vr in CLEANED_TEXT_VRS:
+            self._deferred.append((ds, tag, vr, fallback))
+        elif vr not in KEPT_UNDER_C_VRS:  # PN, AE, UR, binary: nothing provably safe to keep
+            self._harvest(ds, tag, vr)
+            self._fall_back(ds, tag, vr, fallback)
+
+    def _fall_back(self, ds: Dataset, tag: int, vr: str, action: str) -> None:
+        """What C does when no part of the value is known to be safe."""
+        self.counts["clean_fallback"] += 1
+        if action == REDACT:
+            ds[tag].value = REDACTED_MEANING
+        elif action == "X":
+            del ds[tag]
+        elif action == "Z":
+            ds[tag].value = "" if vr in STRING_VRS else None
+        else:
+            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+
+    def _code_meaning(self, item: Dataset) -> None:
+        """A code item's meaning: kept for standard schemes, else redacted or cleaned."""
+        scheme = item.get(CODING_SCHEME_DESIGNATOR)
+        if scheme is not None and scheme.value and is_standard_scheme(str(scheme.value)):
+            return
+        if self.clean_code_meanings:
+            self._deferred.append((item, CODE_MEANING, "LO", REDACT))
+        else:
+            self.counts["code_meaning_redacted"] += 1
+            item[CODE_MEANING].value = REDACTED_MEANING
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
         elem = ds[tag]

@@ -14,6 +14,9 @@ Action codes: D dummy, Z empty, X remove, K keep, C clean, U replace UID, and ``
 3. Standard attributes not in the table are kept: the Basic Profile lists every attribute it
    acts on, and everything else is outside its scope. The residual-PHI scan backs this up.
    Private attributes follow the ``PRIVATE`` row (removed).
+4. Every attribute whose action is C also gets a fallback: its Basic Profile action (rule 2,
+   no options), used when cleaning leaves nothing that is known to be safe. A fallback other
+   than X, Z or D (never in this edition) becomes D.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class ResolvedProfile:
     overlay_comments: str
     private: str
     content: Mapping[tuple[str, str], str]
+    fallback: Mapping[int, str]  # for the tags whose action is C (see rule 4)
 
 
 @lru_cache(maxsize=64)
@@ -122,6 +126,11 @@ def resolved_profile(columns: frozenset[str]) -> ResolvedProfile:
     """Every action resolved once per option set, so the per-element work is a dict lookup."""
     profile = load_profile()
     actions = {tag: resolve(rule, columns, profile.choices) for tag, rule in profile.rules.items()}
+    fallback = {
+        tag: _fallback(resolve(profile.rules[tag], frozenset(), profile.choices))
+        for tag, action in actions.items()
+        if action == "C"
+    }
     p = profile.patterns
     content = {
         key: _most_conservative({_content_action(rule, columns) for rule in rules})
@@ -135,7 +144,12 @@ def resolved_profile(columns: frozenset[str]) -> ResolvedProfile:
         overlay_comments=resolve(p[OVERLAY_COMMENTS_ROW], columns),
         private=resolve(p[PRIVATE_ROW], columns),
         content=content,
+        fallback=fallback,
     )
+
+
+def _fallback(action: str) -> str:
+    return action if action in ("X", "Z", "D") else "D"
 
 
 def _content_action(rule: Rule, columns: frozenset[str]) -> str:

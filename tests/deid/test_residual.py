@@ -13,8 +13,8 @@ def test_name_left_in_a_kept_nested_attribute_is_caught_with_its_path() -> None:
     ds = make_ct()
     item = Dataset()
     item.CodeValue = "X1"
-    item.CodingSchemeDesignator = "99LOCAL"
-    item.CodeMeaning = "scan of qwertina"  # Code Meaning is not in the profile: kept, so the scan must see it
+    item.CodingSchemeDesignator = "SCT"
+    item.CodeMeaning = "scan of qwertina"  # a standard scheme's Code Meaning is kept, so the scan must see it
     ds.AnatomicRegionSequence = Sequence([item])
     result = run(ds)
     assert (result.outcome, result.reason) == ("quarantined", "residual_phi")
