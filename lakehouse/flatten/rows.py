@@ -22,7 +22,7 @@ class Provenance:
     export_run_id: str
     request_id: str
     project: str
-    profile: str  # e.g. "PS3.15-2026d basic"
+    profile: str  # e.g. "DICOM PS3.15 2026d Basic Profile" (lakehouse.deid.profile_label)
     options: tuple[str, ...]  # option names
 
     def columns(self) -> dict[str, Any]:
