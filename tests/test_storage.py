@@ -153,6 +153,28 @@ def test_throttled_reader_retries_transient_and_not_permanent() -> None:
     assert denied.calls == ["b"]
 
 
+def test_adaptive_throttle_backs_off_when_the_archive_struggles_and_recovers() -> None:
+    throttle = Throttle(100, 1_000_000, adaptive=True, slow_request_seconds=0.5, min_fraction=0.1)
+    throttle.observe(0.01, ok=True)
+    assert throttle.requests.rate == 100  # healthy: full rate
+    throttle.observe(2.0, ok=True)  # slow answer
+    assert throttle.requests.rate == 50 and throttle.bytes.rate == 500_000
+    for _ in range(5):
+        throttle.observe(0.01, ok=False)  # transient errors
+    assert throttle.requests.rate == pytest.approx(10)  # never below min_fraction
+    for _ in range(200):
+        throttle.observe(0.01, ok=True)
+    assert throttle.requests.rate == 100  # recovered step by step, capped at the configured rate
+
+
+def test_throttled_reader_feeds_failures_back_to_the_throttle() -> None:
+    throttle = Throttle(100, 0, adaptive=True)
+    reader = ThrottledReader(FlakyReader(2, TransientStorageError), throttle, max_retries=3,
+                             backoff_base=0.001, backoff_max=0.001)
+    assert reader.get("a") == b"abc"
+    assert throttle.fraction == pytest.approx(0.25 + 0.02)  # two halvings, one success step
+
+
 def test_throttled_reader_has_no_write_methods(local_root: Path) -> None:
     settings = load_settings(local_root / "lakehouse.toml", env={})
     archive = open_archive(settings)
