@@ -181,24 +181,34 @@ def _plan(
 ) -> tuple[RunState, list[list[dict[str, Any]]]]:
     manifest = governance.load_manifest(settings, request.id)
     options = sorted(parse_options(request.options))
-    done = _already_exported(settings, request.project, profile_label(), options)
-    entries, skipped_optout, skipped_done = [], 0, 0
+    exported = _exported_profiles(settings, request.project)
+    this_profile = (profile_label(), tuple(options))
+    entries: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
+    planned_sops: set[str] = set()
     for entry in manifest:
-        row = {
-            "key": entry.key,
-            "etag": entry.etag,
-            "size": int(entry.size),
-            "patient_id": entry.patient_id,
-            "study_instance_uid": entry.study_instance_uid,
-            "series_instance_uid": entry.series_instance_uid,
-            "sop_instance_uid": entry.sop_instance_uid,
-        }
-        if row["patient_id"] in opted_out:
-            skipped_optout += 1
-        elif (row["key"], row["etag"]) in done:
-            skipped_done += 1
+        sop = entry.sop_instance_uid
+        if entry.patient_id in opted_out:
+            skipped["opted_out"] += 1
+        elif sop in exported:
+            # One de-identified version per source instance and project: never overwrite an
+            # object or duplicate its rows; another profile needs a purge first.
+            skipped["already_exported" if exported[sop] == this_profile else "other_profile"] += 1
+        elif sop in planned_sops:
+            skipped["duplicate_sop_instance"] += 1  # same SOP Instance UID under another key
         else:
-            entries.append(row)
+            planned_sops.add(sop)
+            entries.append(
+                {
+                    "key": entry.key,
+                    "etag": entry.etag,
+                    "size": int(entry.size),
+                    "patient_id": entry.patient_id,
+                    "study_instance_uid": entry.study_instance_uid,
+                    "series_instance_uid": entry.series_instance_uid,
+                    "sop_instance_uid": sop,
+                }
+            )
     # Whole studies stay together and the order is stable, so batches are reproducible.
     entries.sort(key=lambda e: (e["study_instance_uid"] or "", e["series_instance_uid"] or "", e["key"]))
     size = max(1, int(settings.section("export").get("batch_size", 250)))
@@ -211,8 +221,10 @@ def _plan(
         engine=engine,
         user=user,
         planned_objects=len(entries),
-        skipped_already_exported=skipped_done,
-        skipped_opted_out=skipped_optout,
+        skipped_already_exported=skipped["already_exported"],
+        skipped_other_profile=skipped["other_profile"],
+        skipped_duplicate_sop_instance=skipped["duplicate_sop_instance"],
+        skipped_opted_out=skipped["opted_out"],
         batches=len(batches),
     )
     restricted.put(f"{run_prefix(run_id)}/plan.json", json.dumps({"batches": batches}).encode())
@@ -220,17 +232,16 @@ def _plan(
     return state, batches
 
 
-def _already_exported(settings: Settings, project: str, profile: str, options: list[str]) -> set[tuple[str, str]]:
-    """(source key, etag) pairs this project already holds under the same profile and options."""
+def _exported_profiles(settings: Settings, project: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Source SOP Instance UID → (profile, options) of what the project already holds."""
     lineage = commit.restricted_location(settings, "lineage").read(
-        columns=["deid_profile", "deid_options", "source_key", "source_etag"],
+        columns=["source_sop_instance_uid", "deid_profile", "deid_options"],
         filters=[("project", "=", project)],
     )
-    done = set()
-    for row in lineage.to_pylist():
-        if row["deid_profile"] == profile and list(row["deid_options"]) == options:
-            done.add((row["source_key"], row["source_etag"]))
-    return done
+    return {
+        row["source_sop_instance_uid"]: (row["deid_profile"], tuple(row["deid_options"]))
+        for row in lineage.to_pylist()
+    }
 
 
 def _execute(

@@ -50,6 +50,8 @@ class RunState:
     finished_at: str | None = None
     planned_objects: int = 0
     skipped_already_exported: int = 0
+    skipped_other_profile: int = 0
+    skipped_duplicate_sop_instance: int = 0
     skipped_opted_out: int = 0
     batches: int = 0
     exported: int = 0

@@ -102,6 +102,22 @@ def test_second_request_same_project_shares_pseudonyms(prepared: Prepared) -> No
     assert instances["SOPInstanceUID"].n_unique() == instances.height
 
 
+def test_other_options_never_overwrite_what_the_project_holds(prepared: Prepared) -> None:
+    settings = prepared.settings
+    first = run_export(settings, prepared.request_id, user="olga").state
+    before = objects(prepared.root, PROJECT)
+    other = governance.submit_request(
+        settings, user="alice", project=PROJECT, title="Basic only", purpose="p",
+        protocol="IRB-2026-001", cohort={}, options=[],
+    )
+    governance.approve(settings, other.id, user="carol", expires=date.today() + timedelta(days=5))
+    state = run_export(settings, other.id, user="olga").state
+    assert state.exported == 0 and state.skipped_other_profile == first.exported
+    assert objects(prepared.root, PROJECT) == before
+    instances = read_table(prepared.root, PROJECT, "instances")
+    assert instances.height == first.exported
+
+
 def test_refusals_before_any_read(prepared: Prepared) -> None:
     settings = prepared.settings
     with pytest.raises(Refused, match="operators"):

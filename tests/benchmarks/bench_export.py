@@ -1,0 +1,399 @@
+"""End-to-end export throughput and peak memory, run by hand (not collected by pytest).
+
+    .venv/bin/python tests/benchmarks/bench_export.py --n 200                 # smoke
+    .venv/bin/python tests/benchmarks/bench_export.py --n 2000 8000 --json bench-export.json
+    .venv/bin/python tests/benchmarks/bench_export.py --n 500 --profile       # where the time goes
+
+For each N: synthesizes an archive of about N objects (CT slices of ``--ct-size`` pixels,
+~0.5 MB at 512, plus the archive's SR, KO, MR, CR, SC and US objects), catalogs it, submits
+and approves a request over all of it, and times ``run_export`` (engine local, ``--workers``
+processes, the archive throttle's caps lifted so the cap is not what is measured) in a child
+process while polling the RSS of that child and all its descendants (driver + forkserver +
+pool workers) every ``--poll`` seconds. At the first N (or every N with ``--compare-all``),
+in the same run and on the same files, it also times:
+
+* ``python -m dicognito --in-place --quiet`` over a copy of the archive (the whole CLI run);
+* a bare single-process pydicom loop: ``dcmread`` each file, ``save_as`` into a new folder.
+
+Every side reads from a warm page cache (one read pass before any timing). Rates count every
+archive object (exported or quarantined) and the archive's bytes, the same for every tool.
+Reported memory: ``peak_rss_tree_mb`` is the largest sum of RSS over the process tree seen
+by the poller (an upper bound: pages shared between forked processes count once per process);
+``peak_rss_max_process_mb`` the largest single process in the tree; ``ru_maxrss_children_mb``
+the kernel's max RSS of any waited-for descendant (getrusage RUSAGE_CHILDREN), as a check.
+The 1-minute load average is printed before and after each timed side (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+
+from export_testing import ROLES, prepare, set_sections
+
+from lakehouse.config import init_root, load_settings
+from lakehouse.synth import synthesize_archive
+
+USER = "olga"
+UNCAPPED = {"requests_per_second": 0, "bytes_per_second": 0}
+# Per synthetic patient: ct_slices CT + SR + KO + (3 MR | CR + SC | 1 US): on average ct_slices + 4.
+OTHER_OBJECTS_PER_PATIENT = 4
+
+
+# --- corpus -------------------------------------------------------------------------------
+
+
+def build_root(root: Path, n: int, *, ct_size: int, ct_slices: int, seed: int, workers: int,
+               batch_size: int) -> tuple[Path, str, list[Path]]:
+    """A lakehouse root with a synthetic archive of about ``n`` objects and an approved request.
+    A root left by an earlier run in the same --workdir (``request_id.txt`` present) is reused."""
+    saved = root / "request_id.txt"
+    if saved.is_file():
+        files = sorted(p for p in (root / "archive").rglob("*") if p.is_file())
+        return root / "lakehouse.toml", saved.read_text().strip(), files
+    config = init_root(root)
+    set_sections(
+        config,
+        roles=ROLES,
+        throttle=UNCAPPED,
+        export={"workers": workers, "batch_size": batch_size},
+    )
+    patients = max(1, math.ceil(n / (ct_slices + OTHER_OBJECTS_PER_PATIENT)))
+    synthesize_archive(root / "archive", patients=patients, seed=seed, ct_size=ct_size, ct_slices=ct_slices)
+    request_id = prepare(config)
+    saved.write_text(request_id)
+    files = sorted(p for p in (root / "archive").rglob("*") if p.is_file())
+    return config, request_id, files
+
+
+def warm(files: list[Path]) -> None:
+    for f in files:
+        f.read_bytes()
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# --- the export, in a child process whose tree is polled ----------------------------------
+
+
+def child_export(config: Path, request_id: str, workers: int) -> None:
+    """Child mode: time run_export alone (imports done) and print its summary as JSON."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from lakehouse.export import commit, run_export
+    from lakehouse.export.state import list_runs
+    from lakehouse.storage import open_zone
+
+    settings = load_settings(config, env={})
+    started = time.perf_counter()
+    try:
+        state = run_export(settings, request_id, user=USER, engine="local", workers=workers).state
+    except commit.GateFailed:
+        # Still a measurement (everything up to the commit ran); the table says it failed.
+        state = list_runs(open_zone(settings, "restricted"), request_id)[-1]
+    seconds = time.perf_counter() - started
+    print(json.dumps({"run_export_seconds": seconds, "state": state.to_dict()}, default=str))
+
+
+class TreePoller(threading.Thread):
+    """Polls the summed RSS of a process and all its descendants."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_sum = self.peak_single = self.peak_processes = 0
+        self.samples = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total, single, count = 0, 0, 0
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                total += rss
+                single = max(single, rss)
+                count += 1
+            self.peak_sum = max(self.peak_sum, total)
+            self.peak_single = max(self.peak_single, single)
+            self.peak_processes = max(self.peak_processes, count)
+            self.samples += 1
+            self.stop.wait(self.interval)
+
+
+def measure_export(config: Path, request_id: str, workers: int, poll: float) -> dict[str, Any]:
+    before = load1()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "_child", str(config), request_id, str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LAKEHOUSE_NO_PROGRESS": "1"},
+    )
+    poller = TreePoller(proc.pid, poll)
+    poller.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    poller.stop.set()
+    poller.join()
+    if proc.returncode:
+        raise SystemExit(f"export child failed (exit {proc.returncode}):\n{err[-4000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    state = result["state"]
+    return {
+        "run_export_seconds": round(result["run_export_seconds"], 2),
+        "process_wall_seconds": round(wall, 2),
+        "status": state["status"],
+        "error": state["error"],
+        "exported": state["exported"],
+        "quarantined": state["quarantined"],
+        "bytes_read": state["bytes_read"],
+        "bytes_written": state["bytes_written"],
+        "batches": state["batches"],
+        "peak_rss_tree_mb": round(poller.peak_sum / 2**20, 1),
+        "peak_rss_max_process_mb": round(poller.peak_single / 2**20, 1),
+        "peak_processes": poller.peak_processes,
+        "rss_samples": poller.samples,
+        # ru_maxrss is in KiB on Linux; the max over every child waited for so far in this run.
+        "ru_maxrss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "load1_before": before,
+        "load1_after": load1(),
+    }
+
+
+# --- the comparisons ----------------------------------------------------------------------
+
+
+def measure_dicognito(files: list[Path], scratch: Path) -> dict[str, Any]:
+    work = scratch / "dicognito-copy"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for i, f in enumerate(files):  # copied before timing; flat names, no collisions
+        shutil.copyfile(f, work / f"{i:06d}.dcm")
+    warm(sorted(work.iterdir()))
+    before = load1()
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "dicognito", "--in-place", "--quiet", str(work)],
+        capture_output=True, text=True, check=False,
+    )
+    seconds = time.perf_counter() - started
+    row = {"seconds": round(seconds, 2), "exit": run.returncode, "load1_before": before, "load1_after": load1()}
+    shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def measure_bare(files: list[Path], scratch: Path) -> dict[str, Any]:
+    import pydicom
+
+    out = scratch / "bare-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    before = load1()
+    started = time.perf_counter()
+    for i, f in enumerate(files):
+        pydicom.dcmread(f).save_as(out / f"{i:06d}.dcm")
+    seconds = time.perf_counter() - started
+    row = {"seconds": round(seconds, 2), "load1_before": before, "load1_after": load1()}
+    shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def rates(seconds: float, objects: int, megabytes: float) -> dict[str, float]:
+    return {"objects_per_s": round(objects / seconds, 1), "mb_per_s": round(megabytes / seconds, 1)}
+
+
+# --- one size -----------------------------------------------------------------------------
+
+
+def bench_size(n: int, args: argparse.Namespace, scratch: Path, compare: bool) -> dict[str, Any]:
+    root = scratch / f"root-{n}"
+    t0 = time.perf_counter()
+    config, request_id, files = build_root(
+        root, n, ct_size=args.ct_size, ct_slices=args.ct_slices, seed=args.seed,
+        workers=args.workers, batch_size=args.batch_size,
+    )
+    setup_seconds = time.perf_counter() - t0
+    megabytes = sum(f.stat().st_size for f in files) / 1e6
+    warm(files)
+    print(f"[n={n}] corpus: {len(files)} objects, {megabytes:.0f} MB (setup {setup_seconds:.0f} s); "
+          f"load1 {load1()}", file=sys.stderr, flush=True)
+    export = measure_export(config, request_id, args.workers, args.poll)
+    export.update(rates(export["run_export_seconds"], len(files), megabytes))
+    export["objects_per_s_incl_startup"] = round(len(files) / export["process_wall_seconds"], 1)
+    print(f"[n={n}] export: {export['run_export_seconds']} s", file=sys.stderr, flush=True)
+    row: dict[str, Any] = {
+        "n_requested": n,
+        "objects": len(files),
+        "corpus_mb": round(megabytes, 1),
+        "setup_seconds": round(setup_seconds, 1),
+        "export": export,
+    }
+    if compare:
+        bare = measure_bare(files, scratch)
+        bare.update(rates(bare["seconds"], len(files), megabytes))
+        print(f"[n={n}] bare loop: {bare['seconds']} s", file=sys.stderr, flush=True)
+        dicognito = measure_dicognito(files, scratch)
+        dicognito.update(rates(dicognito["seconds"], len(files), megabytes))
+        print(f"[n={n}] dicognito: {dicognito['seconds']} s", file=sys.stderr, flush=True)
+        row["bare_pydicom_loop"] = bare
+        row["dicognito_cli"] = dicognito
+        ex = export["run_export_seconds"]
+        row["ratios"] = {
+            "export_vs_dicognito (target >= 1.5)": round(dicognito["seconds"] / ex, 2),
+            "export_vs_bare_loop (target >= 1.0)": round(bare["seconds"] / ex, 2),
+            # Same, counting the export child's interpreter start and imports (dicognito's CLI time includes its own).
+            "export_incl_startup_vs_dicognito": round(dicognito["seconds"] / export["process_wall_seconds"], 2),
+            "export_incl_startup_vs_bare_loop": round(bare["seconds"] / export["process_wall_seconds"], 2),
+        }
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return row
+
+
+# --- profile ------------------------------------------------------------------------------
+
+
+def profile_export(args: argparse.Namespace, scratch: Path) -> None:
+    """cProfile of run_export in one process (workers=1 runs batches in the driver, so the
+    worker's stages show up); prints the top functions by cumulative and by own time."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from lakehouse.export import run_export
+
+    n = args.n[0]
+    config, request_id, files = build_root(
+        scratch / f"profile-{n}", n, ct_size=args.ct_size, ct_slices=args.ct_slices, seed=args.seed,
+        workers=1, batch_size=args.batch_size,
+    )
+    warm(files)
+    settings = load_settings(config, env={})
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    outcome = run_export(settings, request_id, user=USER, engine="local", workers=1)
+    profiler.disable()
+    seconds = time.perf_counter() - started
+    print(f"profile: {len(files)} objects, workers=1, {seconds:.1f} s, "
+          f"{len(files) / seconds:.1f} objects/s, status {outcome.state.status}")
+    for order in ("cumulative", "tottime"):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).strip_dirs().sort_stats(order).print_stats(args.profile_top)
+        print(buffer.getvalue())
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"\ncpus {result['cpus']}, workers {result['workers']}, ct {result['ct_size']}px x "
+          f"{result['ct_slices']} slices/patient, batch {result['batch_size']}; "
+          f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']}\n")
+    head = f"{'N':>6} {'side':26} {'seconds':>8} {'obj/s':>7} {'MB/s':>7} {'load1':>11}  notes"
+    print(head)
+    print("-" * len(head))
+    for row in result["sizes"]:
+        ex = row["export"]
+        status = ex["status"] if ex["status"] == "succeeded" else f"{ex['status'].upper()} ({ex['error']})"
+        sides = [("run_export (local)", ex["run_export_seconds"], ex,
+                  f"{status}; exported {ex['exported']}, quarantined {ex['quarantined']}")]
+        sides.append(("  + child start, imports", ex["process_wall_seconds"],
+                      {**ex, "objects_per_s": ex["objects_per_s_incl_startup"],
+                       "mb_per_s": round(row["corpus_mb"] / ex["process_wall_seconds"], 1)}, ""))
+        if "bare_pydicom_loop" in row:
+            b = row["bare_pydicom_loop"]
+            sides.append(("bare pydicom read+write", b["seconds"], b, "1 process"))
+            d = row["dicognito_cli"]
+            sides.append(("python -m dicognito", d["seconds"], d, f"1 process, exit {d['exit']}"))
+        for name, seconds, r, note in sides:
+            load = f"{r['load1_before']}->{r['load1_after']}"
+            print(f"{row['objects']:>6} {name:26} {seconds:8.2f} {r['objects_per_s']:7.1f} {r['mb_per_s']:7.1f} "
+                  f"{load:>11}  {note}")
+        print(f"{'':>6} peak RSS: tree {ex['peak_rss_tree_mb']} MB (sum over {ex['peak_processes']} processes), "
+              f"largest process {ex['peak_rss_max_process_mb']} MB, ru_maxrss(children) "
+              f"{ex['ru_maxrss_children_mb']} MB")
+        if "ratios" in row:
+            print(f"{'':>6} ratios: " + ", ".join(f"{k} = {v}" for k, v in row["ratios"].items()))
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_child":
+        child_export(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[2000], help="corpus sizes, objects (default 2000)")
+    parser.add_argument("--ct-size", type=int, default=512, help="CT rows = columns (512: ~0.5 MB per slice)")
+    parser.add_argument("--ct-slices", type=int, default=46, help="CT slices per synthetic patient")
+    parser.add_argument("--workers", type=int, default=2, help="export worker processes")
+    parser.add_argument("--batch-size", type=int, default=250, help="[export] batch_size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--poll", type=float, default=0.05, help="RSS poll interval, seconds")
+    parser.add_argument("--compare-all", action="store_true", help="compare with dicognito/bare at every N")
+    parser.add_argument("--profile", action="store_true", help="only profile run_export (workers=1) at the first --n")
+    parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument("--keep", action="store_true", help="keep the lakehouse roots")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    scratch = args.workdir or Path(tempfile.mkdtemp(prefix="bench-export-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.profile:
+            profile_export(args, scratch)
+            return 0
+        result: dict[str, Any] = {
+            "cpus": os.cpu_count(),
+            "workers": args.workers,
+            "ct_size": args.ct_size,
+            "ct_slices": args.ct_slices,
+            "batch_size": args.batch_size,
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "sizes": [],
+        }
+        for i, n in enumerate(args.n):
+            result["sizes"].append(bench_size(n, args, scratch, compare=args.compare_all or i == 0))
+        result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if not args.workdir and not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print_table(result)
+    print(json.dumps(result, sort_keys=True))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
