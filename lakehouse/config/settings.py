@@ -83,7 +83,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "export": {
         "engine": "local",
         "workers": 2,
-        "batch_size": 250,
+        "batch_size": 500,
         # Delta vacuum retention after purges (hours); 0 removes purged files at once.
         "vacuum_retention_hours": 0,
     },

@@ -45,7 +45,7 @@ class DeidResult:
     report: dict[str, Any] = field(default_factory=dict)
     uid_map: dict[str, str] = field(default_factory=dict)
     pseudo_patient_id: str | None = None
-    source_identifiers: frozenset[str] = frozenset()
+    source_identifiers: frozenset[str] = frozenset()  # names, IDs, replaced UIDs (no dates)
 
 
 def deidentify(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:

@@ -86,7 +86,12 @@ class Identifiers:
             target.add(text)
 
     def strings(self) -> frozenset[str]:
-        return frozenset(self.names | self.ids | self.dates | self.uids)
+        """Names, IDs and replaced UIDs: what must never appear anywhere in a research table.
+
+        Dates are left out on purpose: across a batch, one patient's shifted date can equal
+        another patient's real date by chance. Each object's own original dates are checked
+        by the residual scan (its Scanner), where a match means a real leak."""
+        return frozenset(self.names | self.ids | self.uids)
 
     def compile(self, dates_kept: bool, exclude_dates: set[str]) -> Scanner:
         dates = set() if dates_kept else self.dates - exclude_dates
