@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import getpass
+
 import typer
 
-from lakehouse.cli._common import ConfigOpt, JsonOpt, emit, progress, settings_from
+from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, progress, settings_from
 
 app = typer.Typer(help="The identified archive catalog (restricted zone).", no_args_is_help=True)
 
 
 @app.command("sync")
-def sync(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def sync(config: ConfigOpt = None, user: UserOpt = None, as_json: JsonOpt = False) -> None:
     """Scan the archive incrementally (headers only) into the catalog table.
 
-    Objects that cannot be parsed get a row with a reason code; the sync still exits 0."""
+    Objects that cannot be parsed get a row with a reason code; the sync still exits 0.
+    The sync is audited (counts only) as --user, or as the operating-system user."""
     from lakehouse.catalog import sync_catalog
+    from lakehouse.governance import append_audit
 
     settings = settings_from(config)
     with progress("cataloging", total=None, enabled=not as_json) as advance:
         result = sync_catalog(settings, progress=advance)
+    append_audit(settings, user=user or getpass.getuser(), action="catalog.sync", details=result.to_dict())
     lines = [f"catalog sync: {result.summary_line()}"]
     if result.failed:
         reasons = ", ".join(f"{code} {n}" for code, n in result.failure_reasons.items())

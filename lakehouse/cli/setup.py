@@ -63,6 +63,7 @@ def demo(
     written = synthesize_archive(settings.archive.local_path, patients=patients, seed=seed)
     with progress("cataloging", len(written), enabled=not as_json) as advance:
         sync = sync_catalog(settings, progress=advance)
+    governance.append_audit(settings, user="demo-operator", action="catalog.sync", details=sync.to_dict())
     request = governance.submit_request(
         settings,
         user="demo-requester",
