@@ -125,24 +125,30 @@ def commit_tables(
         )
         done = location.transaction_version(app_id)
         if done is None or done < 1:
-            staged = list(_staged_tables(restricted, state.run_id, name, state.batches))
             if name in MERGE_KEYS:
+                staged = list(_staged_tables(restricted, state.run_id, name, state.batches))
                 _merge_new(location, staged, MERGE_KEYS[name], app_id, metadata)
             else:
-                _append_streamed(location, staged, app_id, metadata)
+                _append_streamed(location, restricted, state, app_id, metadata)
         versions[name] = location.version()
         checkpoint(f"after_commit:{name}")
     return versions
 
 
 def _append_streamed(
-    location: DeltaLocation, staged: list[pa.Table], app_id: str, metadata: dict[str, Any]
+    location: DeltaLocation, restricted: ObjectStore, state: RunState, app_id: str, metadata: dict[str, Any]
 ) -> None:
+    """Append every staged batch in one commit, reading one staged file at a time so the
+    driver's memory does not grow with the run (the attributes table is the large one)."""
     assert location.spec is not None
     schema = location.spec.arrow_schema
-    tables = [t.select(schema.names).cast(schema) for t in staged if t.num_rows]
-    data = pa.concat_tables(tables) if tables else schema.empty_table()
-    location.append(data, app_id=app_id, version=1, metadata=metadata, schema_mode="merge")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for table in _staged_tables(restricted, state.run_id, location.spec.name, state.batches):
+            yield from table.select(schema.names).cast(schema).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    location.append(reader, app_id=app_id, version=1, metadata=metadata, schema_mode="merge")
 
 
 def _merge_new(

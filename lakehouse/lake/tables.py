@@ -75,7 +75,7 @@ class DeltaLocation:
 
     def append(
         self,
-        data: pa.Table,
+        data: pa.Table | pa.RecordBatchReader,
         *,
         app_id: str | None = None,
         version: int | None = None,
@@ -91,7 +91,7 @@ class DeltaLocation:
                 return False
         if self.spec is not None:
             self.create()
-            if schema_mode is None:
+            if schema_mode is None and isinstance(data, pa.Table):
                 data = data.select(self.spec.column_names).cast(self.spec.arrow_schema)
         txns = [Transaction(app_id=app_id, version=version)] if app_id is not None else None
         write_deltalake(
