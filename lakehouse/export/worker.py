@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from lakehouse.config import Settings
 from lakehouse.deid import DeidSettings, deidentify
-from lakehouse.errors import ObjectNotFound, PermanentStorageError
+from lakehouse.errors import DicomParseError, ObjectNotFound, PermanentStorageError
 from lakehouse.export.state import batch_name, run_prefix
 from lakehouse.flatten import Provenance, flatten, rows_to_tables
 from lakehouse.lake import table_spec
@@ -150,11 +150,16 @@ def _export_one(task: BatchTask, entry: dict[str, Any], archive: ObjectReader, r
             "bytes_read": len(data),
         }
     ds = result.dataset
-    study, series, sop = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+    study, series, sop = (str(ds.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+    if not (study and series and sop):  # no place in the research layout, no key in the tables
+        return {"quarantine": _quarantine(task, entry, "missing_uid"), "bytes_read": len(data)}
     out_key = output_object_key(task.project, study, series, sop)
-    research.put(staging_object_key(task.project, task.run_id, out_key), result.data)
     sha = hashlib.sha256(result.data).hexdigest()
-    flat = flatten(ds, task.provenance, object_key=out_key, object_sha256=sha, object_size=len(result.data))
+    try:
+        flat = flatten(ds, task.provenance, object_key=out_key, object_sha256=sha, object_size=len(result.data))
+    except DicomParseError as exc:  # e.g. a required key missing: not publishable as a row
+        return {"quarantine": _quarantine(task, entry, f"flatten_{exc.code}"), "bytes_read": len(data)}
+    research.put(staging_object_key(task.project, task.run_id, out_key), result.data)
     source_uids = {v: k for k, v in result.uid_map.items()}
     lineage = {
         "project": task.project,

@@ -197,3 +197,27 @@ def test_revoke_with_purge_removes_the_requests_outputs(prepared: Prepared) -> N
     assert read_table(prepared.root, PROJECT, "instances").height == 0
     assert read_table(prepared.root, PROJECT, "studies").height == 0
     assert objects(prepared.root, PROJECT) == {}
+
+
+def test_bad_archive_objects_are_quarantined_with_a_reason(prepared_template: Prepared, tmp_path: Path) -> None:
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    prepared = prepared_template.copy(tmp_path / "lh")
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    del ds.SeriesInstanceUID  # de-identifiable, but has no place in the research layout
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    (prepared.root / "archive" / "odd").mkdir()
+    (prepared.root / "archive" / "odd" / "no-series.dcm").write_bytes(buffer.getvalue())
+    (prepared.root / "archive" / "odd" / "notes.txt").write_bytes(b"not DICOM")
+    request_id = prepare(prepared.config, project="odd-objects")
+    state = run_export(prepared.settings, request_id, user="olga").state
+    assert state.status == "succeeded"
+    assert state.quarantined.get("missing_uid") == 1
+    assert state.exported + sum(state.quarantined.values()) == state.planned_objects
+    reasons = {q["source_key"]: q["reason"] for q in restricted_location(prepared.settings, "quarantine").read().to_pylist()}
+    assert reasons["odd/no-series.dcm"] == "missing_uid"
+    assert "odd/notes.txt" not in reasons  # never cataloged as DICOM, so never in a manifest
