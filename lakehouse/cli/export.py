@@ -47,9 +47,11 @@ def run(
         [
             f"run {state.run_id}: {state.status}{' (resumed)' if outcome.resumed else ''}",
             f"exported {state.exported} objects, quarantined: {quarantined}",
-            f"skipped: {state.skipped_already_exported} already exported, "
-            f"{state.skipped_other_profile} exported under other options, "
-            f"{state.skipped_duplicate_sop_instance} duplicate SOP instances, {state.skipped_opted_out} opted out",
+            (
+                f"skipped: {state.skipped_already_exported} already exported, "
+                f"{state.skipped_other_profile} exported under other options, "
+                f"{state.skipped_duplicate_sop_instance} duplicate SOP instances, {state.skipped_opted_out} opted out"
+            ),
             f"{state.bytes_written / 1e6:.1f} MB written, {state.to_dict()['objects_per_second']} objects/s",
             "table versions: " + ", ".join(f"{k}={v}" for k, v in state.table_versions.items()),
         ],

@@ -78,7 +78,8 @@ def demo(
     with progress("exporting", None, enabled=not as_json) as advance:
         outcome = run_export(settings, request.id, user="demo-operator", progress=advance)
     instances = duckdb.from_arrow(research_location(settings, "demo", "instances").read())
-    rows = instances.query("instances", DEMO_QUERY).fetchall()
+    result_rows = instances.query("instances", DEMO_QUERY)
+    rows = result_rows.fetchall() if result_rows is not None else []
     state = outcome.state
     result = {
         "config": str(config_path),

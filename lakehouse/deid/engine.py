@@ -100,19 +100,19 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
     scanner = walker.finish()
     record_method(ds, options, profile.edition, date_mode)
     report.update(profile_edition=profile.edition, actions=dict(sorted(walker.counts.items())))
-    common = dict(
-        report=report,
-        uid_map=dict(walker.uid_map),
-        pseudo_patient_id=pseudo_patient,
-        source_identifiers=walker.identifiers.strings(),
-    )
+    common: dict[str, Any] = {
+        "report": report,
+        "uid_map": dict(walker.uid_map),
+        "pseudo_patient_id": pseudo_patient,
+        "source_identifiers": walker.identifiers.strings(),
+    }
     hit = scanner.first_hit(ds)
     if hit is not None:
-        return DeidResult("quarantined", reason="residual_phi", tag_path=hit, **common)  # type: ignore[arg-type]
+        return DeidResult("quarantined", reason="residual_phi", tag_path=hit, **common)
     rebuild_file_meta(ds, source_ts)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return DeidResult("deidentified", data=buffer.getvalue(), dataset=ds, **common)  # type: ignore[arg-type]
+    return DeidResult("deidentified", data=buffer.getvalue(), dataset=ds, **common)
 
 
 def _patient_identity(ds: Dataset) -> str:

@@ -141,10 +141,10 @@ def _append_streamed(
     """Append every staged batch in one commit, reading one staged file at a time so the
     driver's memory does not grow with the run (the attributes table is the large one)."""
     assert location.spec is not None
-    schema = location.spec.arrow_schema
+    schema, name = location.spec.arrow_schema, location.spec.name
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for table in _staged_tables(restricted, state.run_id, location.spec.name, state.batches):
+        for table in _staged_tables(restricted, state.run_id, name, state.batches):
             yield from table.select(schema.names).cast(schema).to_batches()
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())

@@ -87,9 +87,9 @@ def _promoted_row(table: str, ds: Dataset) -> dict[str, Any]:
     for column in promoted_columns(table):
         elem = _element(ds, column)
         row[column.name] = None if elem is None else typed_value(elem, column.type)
-    for column in table_spec(table).columns:
-        if not column.nullable and column.name in row and row[column.name] is None:
-            raise DicomParseError("missing_attribute", f"{column.name} is absent or empty")
+    for spec_column in table_spec(table).columns:
+        if not spec_column.nullable and spec_column.name in row and row[spec_column.name] is None:
+            raise DicomParseError("missing_attribute", f"{spec_column.name} is absent or empty")
     return row
 
 

@@ -8,7 +8,7 @@ means the batch is in the table, so the append is skipped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -80,7 +80,7 @@ class DeltaLocation:
         app_id: str | None = None,
         version: int | None = None,
         metadata: dict[str, Any] | None = None,
-        schema_mode: str | None = None,
+        schema_mode: Literal["merge", "overwrite"] | None = None,
     ) -> bool:
         """Append rows in one commit. With ``app_id``/``version`` the append happens at most
         once: returns False (and writes nothing) if that version was already committed."""
@@ -93,12 +93,12 @@ class DeltaLocation:
             self.create()
             if schema_mode is None and isinstance(data, pa.Table):
                 data = data.select(self.spec.column_names).cast(self.spec.arrow_schema)
-        txns = [Transaction(app_id=app_id, version=version)] if app_id is not None else None
+        txns = [Transaction(app_id=app_id, version=version)] if app_id is not None and version is not None else None
         write_deltalake(
             self.uri,
             data,
             mode="append",
-            schema_mode=schema_mode,  # type: ignore[arg-type]
+            schema_mode=schema_mode,
             storage_options=self.storage_options,
             commit_properties=CommitProperties(custom_metadata=metadata, app_transactions=txns),
         )

@@ -197,17 +197,19 @@ class _Runner:
         result = batch.validate(suite, result_format=_RESULT_FORMAT, expectation_parameters=self._parameters)
         checks = []
         for r in result.results:
-            kwargs = r.expectation_config.kwargs
+            config = r.expectation_config
+            assert config is not None, "GX returns each result with its expectation"
+            kwargs = config.kwargs
             column = kwargs.get("column") or "+".join(kwargs.get("column_list") or ()) or None
             raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
             counts = {k: _count(r.result.get(k)) for k in _COUNT_KEYS if _count(r.result.get(k)) is not None}
-            if r.expectation_config.type == "expect_table_row_count_to_equal":
+            if config.type == "expect_table_row_count_to_equal":
                 counts["observed_rows"] = _count(r.result.get("observed_value"))
                 counts["expected_rows"] = _count(kwargs.get("value"))
             checks.append(
                 _check(
                     report_as or asset_name,
-                    r.expectation_config.type,
+                    config.type,
                     column,
                     success=bool(r.success) and not raised,
                     error=raised,

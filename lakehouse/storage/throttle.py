@@ -124,7 +124,7 @@ class ThrottledReader(ObjectReader):
     ) -> None:
         self._inner = inner
         self._throttle = throttle
-        self._retry = dict(max_retries=max_retries, base=backoff_base, cap=backoff_max)
+        self._retry = {"max_retries": max_retries, "base": backoff_base, "cap": backoff_max}
         self.uri = inner.uri
 
     def _call(self, fn: Callable[[], T]) -> T:

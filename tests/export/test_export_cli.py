@@ -13,7 +13,7 @@ from export_testing import PROJECT, Prepared, objects, read_table
 
 def lakehouse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_FAULT")}
-    return subprocess.run([sys.executable, "-m", "lakehouse", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lakehouse", *args], capture_output=True, text=True, check=False,
                           env=env, cwd=cwd, timeout=600)
 
 

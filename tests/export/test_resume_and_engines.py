@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from export_testing import PROJECT, TABLES, Prepared, comparable, objects, read_table
@@ -18,7 +17,7 @@ from lakehouse.export import run_export
 def _cli(prepared: Prepared, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lakehouse", *args, "--config", str(prepared.config), "--user", "olga"],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600,
+        capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}, timeout=600,
     )
 
 
