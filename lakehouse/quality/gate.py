@@ -62,14 +62,9 @@ def run_gate(
         if table is None:
             checks.append(_check(name, "table_present", None, success=False))
             continue
-        expectations = _expectations(suite, rules, table, tables, figures, forbidden_array)
+        expectations = _expectations(suite, rules, table, tables, figures)
         checks += runner.validate(name, _frame(table), expectations)
-        for column in _list_of_string_columns(table):
-            values = table.column(column).combine_chunks().flatten()
-            if len(values):
-                frame = pa.table({column: values}).to_pandas()
-                expectation = _not_in_set(column, values, forbidden_array)
-                checks += runner.validate(f"{name}.{column}", frame, [expectation], report_as=name)
+        checks += _no_identifier_cells(runner, name, table, forbidden_array)
         checks += _free_text_checks(name, rules, table, forbidden)
     failures = [_failure_name(c) for c in checks if not c["success"]]
     report = {
@@ -93,7 +88,6 @@ def _expectations(
     table: pa.Table,
     tables: dict[str, pa.Table],
     figures: dict[str, int],
-    forbidden: pa.Array,
 ) -> list[Any]:
     import great_expectations.expectations as gxe
 
@@ -117,13 +111,48 @@ def _expectations(
             out.append(
                 gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=_utc(low), max_value=_utc(high))
             )
-        elif pa.types.is_string(f.type):
-            out.append(_not_in_set(f.name, table.column(f.name), forbidden))
     return out
 
 
 def _keys_parameter(table: str) -> str:
     return f"keys_of_{table}"
+
+
+def _no_identifier_cells(
+    runner: _Runner, name: str, table: pa.Table, forbidden: pa.Array
+) -> list[dict[str, Any]]:
+    """No cell of any string or list<string> column equals a source identifier.
+
+    One GX expectation over every string cell of the table (GX's cost is per expectation,
+    not per row); when it fails, pyarrow names the offending columns for the report."""
+    columns = [f.name for f in table.schema if pa.types.is_string(f.type)] + _list_of_string_columns(table)
+    chunks = [
+        chunk
+        for column in columns
+        for chunk in (
+            table.column(column).combine_chunks().flatten()
+            if pa.types.is_list(table.schema.field(column).type)
+            else table.column(column).combine_chunks(),
+        )
+    ]
+    values = pa.chunked_array(chunks, type=pa.string()) if chunks else pa.chunked_array([], pa.string())
+    if not len(values):
+        return []
+    frame = pa.table({"string_cells": values}).to_pandas()
+    checks = runner.validate(f"{name}.string_cells", frame, [_not_in_set("string_cells", values, forbidden)], report_as=name)
+    if all(c["success"] for c in checks):
+        return checks
+    failed, checks = checks, []  # the failure is reported per offending column instead
+    for column in columns:
+        cells = table.column(column)
+        if pa.types.is_list(table.schema.field(column).type):
+            cells = cells.combine_chunks().flatten()
+        hits = int(pc.sum(pc.is_in(cells, value_set=forbidden)).as_py() or 0) if len(cells) else 0
+        if hits:
+            checks.append(
+                _check(name, "expect_column_values_to_not_be_in_set", column, success=False, unexpected_count=hits)
+            )
+    return checks or failed  # fail closed even if no column could be named
 
 
 def _not_in_set(column: str, values: pa.Array | pa.ChunkedArray, forbidden: pa.Array) -> Any:
