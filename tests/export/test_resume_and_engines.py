@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from export_testing import PROJECT, TABLES, Prepared, comparable, objects, read_table
@@ -72,3 +73,19 @@ def test_spark_engine_matches_local(
 
     files = DeltaTable(str(prepared.root / "research" / PROJECT / "tables" / "instances")).file_uris()
     assert spark.read.parquet(*files).count() == state.exported
+
+
+@pytest.mark.spark
+def test_spark_submit_entry_point(prepared: Prepared) -> None:
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    jobs = Path(__file__).resolve().parents[2] / "jobs" / "export_spark.py"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    done = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(jobs),
+         prepared.request_id, "--config", str(prepared.config), "--user", "olga"],
+        capture_output=True, text=True, check=False, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded" and result["engine"] == "spark" and result["exported"] > 0
+    assert read_table(prepared.root, PROJECT, "instances").height == result["exported"]
