@@ -16,6 +16,7 @@ from pydicom.tag import Tag
 
 from lakehouse.dicom.json import BULK_DATA_THRESHOLD, is_bulk_data, to_json, to_json_dict
 from lakehouse.dicom.values import (
+    element_values,
     parse_da,
     parse_dt,
     parse_float,
@@ -24,6 +25,8 @@ from lakehouse.dicom.values import (
     value_count,
     value_number,
     value_text,
+    values_number,
+    values_text,
 )
 from lakehouse.errors import LakeError
 
@@ -176,3 +179,58 @@ def test_invalid_numbers_become_null_and_text_stays_unescaped() -> None:
     assert data["00180050"] == {"vr": "DS", "Value": [None]}
     assert data["00280030"] == {"vr": "DS", "Value": [0.5, None]}
     assert "Ünïcode" in to_json(ds)
+
+
+@pytest.mark.parametrize("name", ["rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm"])
+def test_json_visitor_sees_every_element_once_with_its_values(name: str) -> None:
+    ds = pydicom.dcmread(TEST_FILES / name)
+    seen: list[tuple[str, int]] = []
+
+    def visit(
+        elem: DataElement,
+        tag: int,
+        key: str,
+        path: str,
+        depth: int,
+        vr: str,
+        bulk: bool,
+        values: list[object],
+    ) -> None:
+        assert tag == int(elem.tag) and key == f"{tag:08X}" and path.endswith(key)
+        assert vr == elem.VR and bulk == is_bulk_data(elem)
+        assert values_text(vr, values) == value_text(elem)
+        assert values_number(vr, values) == value_number(elem)
+        seen.append((path, depth))
+
+    expected: list[tuple[str, int]] = []
+
+    def walk(d: Dataset, prefix: str, depth: int) -> None:
+        for elem in d:
+            path = f"{prefix}{int(elem.tag):08X}"
+            expected.append((path, depth))
+            if elem.VR == "SQ":
+                for index, item in enumerate(elem.value):
+                    walk(item, f"{path}[{index}].", depth + 1)
+
+    text = to_json(ds, visit)
+    walk(ds, "", 0)
+    assert seen == expected and max(depth for _, depth in seen) >= 1
+    assert text == to_json(pydicom.dcmread(TEST_FILES / name))  # visiting changes nothing
+
+
+def test_multivalue_text_and_numbers_from_values() -> None:
+    ds = Dataset()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PixelSpacing = ["0.5", "0.25"]
+    ds.StudyDescription = ""
+    for keyword, text, number in [
+        ("ImageType", "ORIGINAL\\PRIMARY\\AXIAL", None),
+        ("PixelSpacing", value_text(ds["PixelSpacing"]), 0.5),  # DS text: see value_text
+        ("StudyDescription", None, None),
+    ]:
+        elem = ds.data_element(keyword)
+        assert elem is not None
+        assert values_text(elem.VR, element_values(elem)) == text == value_text(elem)
+        assert values_number(elem.VR, element_values(elem)) == number == value_number(elem)
+    assert json.loads(to_json(ds))["00080008"] == {"vr": "CS", "Value": ["ORIGINAL", "PRIMARY", "AXIAL"]}
+    assert json.loads(to_json(ds))["00081030"] == {"vr": "LO"}

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pydicom
 import pytest
 from pydicom import Dataset
@@ -273,3 +274,21 @@ def test_tables_on_s3_read_back_with_polars(s3_server) -> None:  # type: ignore[
         tables["instances"].column("SOPInstanceUID").to_pylist()
     )
     assert {m for m, _, _ in s3_server.log.for_bucket(bucket)} >= {"PUT", "GET"}
+
+
+def test_attribute_table_equals_its_rows_converted_one_by_one() -> None:
+    rows = batch()
+    tables = rows_to_tables(rows)
+    ordered = sorted(rows, key=lambda r: r.instance["SOPInstanceUID"])
+    one_by_one = pa.Table.from_pylist(
+        [row for flat in ordered for row in flat.attributes], schema=table_spec("attributes").arrow_schema
+    )
+    assert tables["attributes"].equals(one_by_one)
+    instances = pa.Table.from_pylist(
+        [flat.instance for flat in ordered], schema=table_spec("instances").arrow_schema
+    )
+    assert tables["instances"].equals(instances)
+    empty = rows_to_tables([])
+    assert all(
+        empty[name].num_rows == 0 and empty[name].schema == table_spec(name).arrow_schema for name in empty
+    )

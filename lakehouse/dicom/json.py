@@ -16,6 +16,7 @@ File meta information (group 0002) is not part of the dataset and is not written
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydicom import Dataset
@@ -47,54 +48,83 @@ _BULK_TAGS = frozenset(
 
 def is_bulk_data(elem: DataElement) -> bool:
     """True for values that never go into header JSON or text columns."""
-    tag = int(elem.tag)
-    group, element = tag >> 16, tag & 0xFFFF
+    return _is_bulk(int(elem.tag), elem.VR, elem)
+
+
+def _is_bulk(tag: int, vr: str, elem: DataElement) -> bool:
     if tag in _BULK_TAGS:
         return True
+    group, element = tag >> 16, tag & 0xFFFF
     if 0x6000 <= group <= 0x601E and group % 2 == 0 and element == 0x3000:  # Overlay Data
         return True
     if 0x5000 <= group <= 0x501E and group % 2 == 0 and element in (0x3000, 0x200C):  # Curve/Audio
         return True
-    if elem.VR in BINARY_VRS and not elem.is_empty:
+    if vr in BINARY_VRS and not elem.is_empty:
         return len(elem.value) > BULK_DATA_THRESHOLD
     return False
 
 
-def to_json_dict(ds: Dataset) -> dict[str, Any]:
-    """The DICOM JSON model of ``ds`` as a dict keyed by ``GGGGEEEE``."""
-    out: dict[str, Any] = {}
-    for elem in ds:
-        out[f"{int(elem.tag):08X}"] = element_json(elem)
-    return out
+ElementVisitor = Callable[[DataElement, int, str, str, int, str, bool, list[Any]], None]
+"""Called for every element, parents before their items, in tag order:
+``(elem, tag, tag_key, path, depth, vr, bulk, values)`` with ``tag`` as int. ``path`` is ``GGGGEEEE`` at the top and
+``<sequence path>[<item index>].GGGGEEEE`` below it; ``values`` is ``element_values(elem)``
+(empty for sequences and binary VRs)."""
+
+# Text VRs whose DICOM JSON is their value(s) as they are (pydicom's generic branch).
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 
 
-def to_json(ds: Dataset) -> str:
-    """Deterministic DICOM JSON text of ``ds`` without bulk data."""
+def to_json_dict(ds: Dataset, visit: ElementVisitor | None = None) -> dict[str, Any]:
+    """The DICOM JSON model of ``ds`` as a dict keyed by ``GGGGEEEE``.
+
+    ``visit`` sees every element at every depth during the same walk, so callers that
+    need per-element facts as well (flatten's attribute rows) read each element once."""
+    return _dataset_json(ds, "", 0, visit)
+
+
+def to_json(ds: Dataset, visit: ElementVisitor | None = None) -> str:
+    """Deterministic DICOM JSON text of ``ds`` without bulk data (``visit`` as in to_json_dict)."""
     return json.dumps(
-        to_json_dict(ds), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+        to_json_dict(ds, visit), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
     )
 
 
-def element_json(elem: DataElement) -> dict[str, Any]:
-    """One attribute in the DICOM JSON model."""
-    vr = str(elem.VR)
-    if is_bulk_data(elem):
-        return {"vr": vr}
-    if vr == "SQ":
-        return {"vr": vr, "Value": [to_json_dict(item) for item in elem.value or ()]}
+def _dataset_json(ds: Dataset, prefix: str, depth: int, visit: ElementVisitor | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for elem in ds:
+        tag = int(elem.tag)
+        key = f"{tag:08X}"
+        vr = str(elem.VR)
+        bulk = _is_bulk(tag, vr, elem)
+        values = [] if vr == "SQ" or vr in BINARY_VRS else element_values(elem)
+        if visit is not None:
+            visit(elem, tag, key, prefix + key, depth, vr, bulk, values)
+        if vr == "SQ":
+            path = prefix + key
+            items = [
+                _dataset_json(item, f"{path}[{index}].", depth + 1, visit)
+                for index, item in enumerate(elem.value or ())
+            ]
+            out[key] = {"vr": vr} if bulk else {"vr": vr, "Value": items}
+        elif bulk:
+            out[key] = {"vr": vr}
+        else:
+            out[key] = _leaf_json(elem, vr, values)
+    return out
+
+
+def _leaf_json(elem: DataElement, vr: str, values: list[Any]) -> dict[str, Any]:
     if vr in INTEGER_VRS or vr in FLOAT_VRS:
-        return _numbers_json(elem, vr)
+        if not values:
+            return {"vr": vr}
+        parse = parse_int if vr in INTEGER_VRS else parse_float
+        return {"vr": vr, "Value": [parse(v) for v in values]}
+    value = elem.value
+    if vr in _TEXT_VRS and isinstance(value, str):  # the common case, as pydicom writes it
+        return {"vr": vr, "Value": [value]} if value else {"vr": vr}
     try:
         return elem.to_json_dict(None, BULK_DATA_THRESHOLD)
     except (TypeError, ValueError, AttributeError) as exc:
         raise DicomParseError(
             "json_encode", f"attribute {int(elem.tag):08X} ({vr}) cannot be written as DICOM JSON"
         ) from exc
-
-
-def _numbers_json(elem: DataElement, vr: str) -> dict[str, Any]:
-    values = element_values(elem)
-    if not values:
-        return {"vr": vr}
-    parse = parse_int if vr in INTEGER_VRS else parse_float
-    return {"vr": vr, "Value": [parse(v) for v in values]}

@@ -47,11 +47,13 @@ _DT = re.compile(
 def element_values(elem: DataElement) -> list[Any]:
     """The element's values as a list (empty when the element has no value)."""
     value = elem.value
+    if isinstance(value, str):  # most values: checked first as this runs for every element
+        return [value] if value else []
     if value is None:
         return []
     if isinstance(value, MultiValue | list | tuple):
         return [v for v in value if v is not None and v != ""]
-    if isinstance(value, str | bytes) and value == value[:0]:
+    if isinstance(value, bytes) and not value:
         return []
     return [value]
 
@@ -128,11 +130,18 @@ def value_text(elem: DataElement) -> str | None:
     """Text of a non-binary, non-sequence element; multiple values joined by backslash."""
     if elem.VR in BINARY_VRS or elem.VR == "SQ":
         return None
-    values = element_values(elem)
-    if not values:
+    return values_text(elem.VR, element_values(elem))
+
+
+def values_text(vr: str, values: list[Any]) -> str | None:
+    """``value_text`` from the element's VR and its ``element_values`` (taken once by callers
+    that need them for several columns)."""
+    if vr in BINARY_VRS or vr == "SQ" or not values:
         return None
-    if elem.VR == "AT":
+    if vr == "AT":
         return "\\".join(f"{int(v):08X}" for v in values)
+    if len(values) == 1:
+        return _text(values[0])
     return "\\".join(_text(v) for v in values)
 
 
@@ -140,8 +149,14 @@ def value_number(elem: DataElement) -> float | None:
     """First value of a numeric element as float; None for other VRs or bad numbers."""
     if elem.VR not in NUMERIC_VRS:
         return None
-    values = element_values(elem)
-    return parse_float(values[0]) if values else None
+    return values_number(elem.VR, element_values(elem))
+
+
+def values_number(vr: str, values: list[Any]) -> float | None:
+    """``value_number`` from the element's VR and its ``element_values``."""
+    if vr not in NUMERIC_VRS or not values:
+        return None
+    return parse_float(values[0])
 
 
 def value_count(elem: DataElement) -> int:

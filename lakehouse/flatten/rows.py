@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword
 from pydicom.dataelem import DataElement
 
-from lakehouse.dicom.json import is_bulk_data, to_json
-from lakehouse.dicom.values import typed_value, value_count, value_number, value_text
+from lakehouse.dicom.json import ElementVisitor, to_json
+from lakehouse.dicom.values import BINARY_VRS, typed_value, values_number, values_text
 from lakehouse.errors import DicomParseError, LakehouseError
 from lakehouse.flatten.columns import PromotedColumn, promoted_columns
 from lakehouse.lake.schemas import table_spec
@@ -35,14 +38,34 @@ class Provenance:
         }
 
 
+# Columns of an attribute row that vary per element; the rest (promoted columns and
+# provenance) are the same for every attribute row of an instance.
+ATTRIBUTE_ROW_COLUMNS = ("path", "tag", "keyword", "vr", "depth", "value_text", "value_number", "value_count")
+
+
 @dataclass
 class FlatRows:
-    """The rows one instance contributes to studies, series, instances and attributes."""
+    """The rows one instance contributes to studies, series, instances and attributes.
+
+    Attribute rows are kept as columns (``attribute_columns``, one list per name in
+    ``ATTRIBUTE_ROW_COLUMNS``) plus ``attribute_base``, the columns every attribute row of
+    the instance shares: rows_to_tables builds Arrow columns from them directly.
+    """
 
     study: dict[str, Any]
     series: dict[str, Any]
     instance: dict[str, Any]
-    attributes: list[dict[str, Any]] = field(default_factory=list)
+    attribute_base: dict[str, Any]
+    attribute_columns: dict[str, list[Any]]
+
+    @property
+    def attributes(self) -> list[dict[str, Any]]:
+        """The attribute rows as dicts (base columns first, then the per-element ones)."""
+        names = tuple(self.attribute_columns)
+        return [
+            self.attribute_base | dict(zip(names, values, strict=True))
+            for values in zip(*self.attribute_columns.values(), strict=True)
+        ]
 
 
 def flatten(
@@ -66,58 +89,89 @@ def flatten(
 def _flatten(
     ds: Dataset, provenance: Provenance, object_key: str, object_sha256: str, object_size: int
 ) -> FlatRows:
+    meta = getattr(ds, "file_meta", None)
+    columns: dict[str, list[Any]] = {name: [] for name in ATTRIBUTE_ROW_COLUMNS}
+    top: dict[int, DataElement] = {}
+    try:
+        header_json = to_json(ds, _attribute_visitor(columns, top))
+    except Exception:
+        _promoted_rows(ds.get, meta)  # a missing key is reported before a value JSON refuses
+        raise
     prov = provenance.columns()
-    study = _promoted_row("studies", ds) | prov
-    series = _promoted_row("series", ds) | prov
-    instance = _promoted_row("instances", ds) | prov
+    study, series, instance, base = (row | prov for row in _promoted_rows(top.get, meta))
     instance |= {
         "object_key": object_key,
         "object_sha256": object_sha256,
         "object_size": object_size,
-        "header_json": to_json(ds),
+        "header_json": header_json,
     }
-    base = _promoted_row("attributes", ds) | prov
-    attributes: list[dict[str, Any]] = []
-    _walk(ds, "", 0, base, attributes)
-    return FlatRows(study=study, series=series, instance=instance, attributes=attributes)
+    return FlatRows(study, series, instance, base, columns)
 
 
-def _promoted_row(table: str, ds: Dataset) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for column in promoted_columns(table):
-        elem = _element(ds, column)
-        row[column.name] = None if elem is None else typed_value(elem, column.type)
-    for spec_column in table_spec(table).columns:
-        if not spec_column.nullable and spec_column.name in row and row[spec_column.name] is None:
-            raise DicomParseError("missing_attribute", f"{spec_column.name} is absent or empty")
-    return row
+@cache
+def _promoted_plan(table: str) -> tuple[tuple[PromotedColumn, ...], tuple[str, ...]]:
+    """The promoted columns of ``table`` and, in schema order, the non-nullable columns."""
+    required = tuple(c.name for c in table_spec(table).columns if not c.nullable)
+    return promoted_columns(table), required
 
 
-def _element(ds: Dataset, column: PromotedColumn) -> DataElement | None:
-    source = ds
-    if column.tag >> 16 == 0x0002:
-        source = getattr(ds, "file_meta", None) or Dataset()
-    return source.get(column.tag)
+def _promoted_rows(lookup: Callable[[int], DataElement | None], meta: Dataset | None) -> list[dict[str, Any]]:
+    """Promoted columns of studies, series, instances and attributes, in that order;
+    ``lookup`` finds a top-level element by tag (group 0002 comes from ``meta``)."""
+    rows = []
+    for table in ("studies", "series", "instances", "attributes"):
+        columns, required = _promoted_plan(table)
+        row: dict[str, Any] = {}
+        for column in columns:
+            if column.tag >> 16 == 0x0002:
+                elem = None if meta is None else meta.get(column.tag)
+            else:
+                elem = lookup(column.tag)
+            row[column.name] = None if elem is None else typed_value(elem, column.type)
+        for name in required:
+            if name in row and row[name] is None:
+                raise DicomParseError("missing_attribute", f"{name} is absent or empty")
+        rows.append(row)
+    return rows
 
 
-def _walk(ds: Dataset, prefix: str, depth: int, base: dict[str, Any], out: list[dict[str, Any]]) -> None:
-    for elem in ds:
-        tag = f"{int(elem.tag):08X}"
-        path = prefix + tag
-        bulk = is_bulk_data(elem)
-        out.append(
-            base
-            | {
-                "path": path,
-                "tag": tag,
-                "keyword": elem.keyword or None,
-                "vr": str(elem.VR),
-                "depth": depth,
-                "value_text": None if bulk else value_text(elem),
-                "value_number": None if bulk else value_number(elem),
-                "value_count": value_count(elem),
-            }
-        )
-        if elem.VR == "SQ":
-            for index, item in enumerate(elem.value or ()):
-                _walk(item, f"{path}[{index}].", depth + 1, base, out)
+@lru_cache(maxsize=8192)
+def _keyword(tag: int) -> str | None:
+    """``DataElement.keyword or None``: repeating-group tags (e.g. 6002,3000) have none."""
+    return (dictionary_keyword(tag) or None) if dictionary_has_tag(tag) else None
+
+
+def _attribute_visitor(columns: dict[str, list[Any]], top: dict[int, DataElement]) -> ElementVisitor:
+    """An ElementVisitor appending one attribute row per element to ``columns`` and
+    collecting the top-level elements by tag in ``top``."""
+    paths, tags, keywords, vrs, depths, texts, numbers, counts = (
+        columns[name].append for name in ATTRIBUTE_ROW_COLUMNS
+    )
+
+    def visit(
+        elem: DataElement,
+        tag: int,
+        key: str,
+        path: str,
+        depth: int,
+        vr: str,
+        bulk: bool,
+        values: list[Any],
+    ) -> None:
+        if depth == 0:
+            top[tag] = elem
+        paths(path)
+        tags(key)
+        keywords(_keyword(tag))
+        vrs(vr)
+        depths(depth)
+        texts(None if bulk else values_text(vr, values))
+        numbers(None if bulk else values_number(vr, values))
+        if vr == "SQ":
+            counts(len(elem.value or ()))
+        elif vr in BINARY_VRS:
+            counts(0 if elem.is_empty else 1)
+        else:
+            counts(len(values))
+
+    return visit
