@@ -234,3 +234,12 @@ def test_multivalue_text_and_numbers_from_values() -> None:
         assert values_number(elem.VR, element_values(elem)) == number == value_number(elem)
     assert json.loads(to_json(ds))["00080008"] == {"vr": "CS", "Value": ["ORIGINAL", "PRIMARY", "AXIAL"]}
     assert json.loads(to_json(ds))["00081030"] == {"vr": "LO"}
+
+
+def test_decimal_strings_keep_their_stored_text_in_value_text() -> None:
+    from pydicom.dataelem import DataElement
+
+    from lakehouse.dicom.values import value_text
+
+    assert value_text(DataElement(0x00280030, "DS", ["0.661468", "0.661468"])) == "0.661468\\0.661468"
+    assert value_text(DataElement(0x00189087, "FD", 1000.5)) == "1000.5"

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
+from pydicom.valuerep import DSfloat
 
 from lakehouse.errors import LakeError
 
@@ -189,7 +190,9 @@ def typed_value(elem: DataElement, column_type: str) -> Any:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, float):
+    # DS values keep their stored text (pydicom's DSfloat repr would add quotes);
+    # binary floats (FL/FD) print as the shortest text that round-trips.
+    if isinstance(value, float) and not isinstance(value, DSfloat):
         return repr(value)
     return str(value).strip()
 
