@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from lakehouse.deid import header
+from lakehouse.deid.encode import write_part10
 from lakehouse.deid.meta import rebuild_file_meta, record_method, transfer_syntax_of
 from lakehouse.deid.options import option_columns
 from lakehouse.deid.profile import resolved_profile
@@ -110,9 +111,7 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
     if hit is not None:
         return DeidResult("quarantined", reason="residual_phi", tag_path=hit, **common)
     rebuild_file_meta(ds, source_ts)
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return DeidResult("deidentified", data=buffer.getvalue(), dataset=ds, **common)
+    return DeidResult("deidentified", data=write_part10(ds), dataset=ds, **common)
 
 
 def _patient_identity(ds: Dataset) -> str:

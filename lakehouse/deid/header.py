@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -82,6 +84,41 @@ CLEANED_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "CS"})
 KEPT_UNDER_C_VRS = frozenset({"TM", "IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 REDACT = "redact"  # the fallback of a local-scheme Code Meaning: REDACTED_MEANING
 CLEANING_OPTIONS = frozenset({"clean-descriptors", "clean-structured-content"})
+REPLACED_FROM_RAW_VRS = frozenset({"UI", "DA", "DT"})
+UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def _element_of(ds: Dataset, tag: int) -> DataElement:
+    """``ds[tag]``, without ``Tag()`` and the raw checks for an element already converted."""
+    elem = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int: same hash and equality
+    return elem if not isinstance(elem, RawDataElement) else ds[tag]
+
+
+def _replaced_value(ds: Dataset, tag: int, vr: str) -> Any:
+    """The value of a UI, DA or DT element about to be replaced, as pydicom converts it.
+
+    A raw value is decoded here (default encoding, trailing spaces/NULs stripped, split at
+    ``\\``: pydicom's ``multi_string``) instead of converting an element that is replaced
+    anyway; ``_set_value`` then puts a new element in its place. Empty, private, undefined
+    length or VR-less elements take pydicom's conversion (which may write them differently).
+    """
+    raw = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int
+    if (
+        isinstance(raw, RawDataElement) and raw.VR == vr and vr in REPLACED_FROM_RAW_VRS
+        and isinstance(raw.value, bytes) and raw.length != UNDEFINED_LENGTH and not (tag >> 16) & 1
+    ):
+        items = raw.value.decode(default_encoding).rstrip(" \x00").split("\\")
+        if items != [""]:
+            return items[0] if len(items) == 1 else items
+    return _element_of(ds, tag).value
+
+
+def _set_value(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    elem = ds._dict[tag]  # type: ignore[index]
+    if isinstance(elem, RawDataElement):
+        ds[elem.tag] = DataElement(elem.tag, vr, value)  # what converting + assigning gives
+    else:
+        elem.value = value
 
 
 def date_mode(options: frozenset[str]) -> str | None:
@@ -118,7 +155,7 @@ class HeaderWalker:
         """Clean the deferred free text with the complete identifier set; return the scanner."""
         scanner = self.identifiers.compile(self.date_mode == "full", self._shifted)
         for ds, tag, vr, fallback in self._deferred:
-            elem = ds[tag]
+            elem = _element_of(ds, tag)
             value = elem.value
             if value is None or value == "":
                 continue
@@ -170,17 +207,17 @@ class HeaderWalker:
         return "C" if vr in ("LO", "LT", "SH", "ST", "UT", "CS") else None
 
     def _sequence(self, ds: Dataset, tag: int) -> None:
-        items = ds[tag].value
+        items = _element_of(ds, tag).value
         kept = [item for item in items if self._item(item)]
         if len(kept) != len(items):
-            ds[tag].value = kept
+            _element_of(ds, tag).value = kept
 
     def _item(self, item: Dataset) -> bool:
         """Clean one sequence item in place; False when it must be removed (SR content X)."""
         if VALUE_TYPE not in item:
             self._dataset(item, skip=None)
             return True
-        value_type = str(item[VALUE_TYPE].value or "")
+        value_type = str(_element_of(item, VALUE_TYPE).value or "")
         value_tag = CONTENT_VALUE_TAGS.get(value_type)
         action = self._content_action(item, value_type)
         if action == "X":
@@ -225,7 +262,7 @@ class HeaderWalker:
             if action == "X":
                 del ds[tag]
             elif action == "Z":
-                ds[tag].value = []
+                _element_of(ds, tag).value = []
             else:
                 self._sequence(ds, tag)
             return
@@ -241,7 +278,7 @@ class HeaderWalker:
         if action == "X":
             del ds[tag]
             return
-        elem = ds[tag]
+        elem = _element_of(ds, tag)
         if tag in TOKEN_KINDS and elem.value:
             elem.value = pseudonymize_id(str(elem.value), self.key, TOKEN_KINDS[tag])
         elif action == "Z":
@@ -252,14 +289,14 @@ class HeaderWalker:
     def _uid(self, ds: Dataset, tag: int, vr: str) -> None:
         if vr != "UI":
             self._harvest(ds, tag, vr)
-            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            _element_of(ds, tag).value = DUMMIES.get(vr, b"\x00\x00")
             return
-        elem = ds[tag]
-        value = elem.value
+        value = _replaced_value(ds, tag, vr)
         if not value:
             return
         values = list(value) if isinstance(value, MultiValue | list) else [value]
-        elem.value = [self._map_uid(str(v)) for v in values] if len(values) > 1 else self._map_uid(str(values[0]))
+        _set_value(ds, tag, vr, [self._map_uid(str(v)) for v in values] if len(values) > 1
+                   else self._map_uid(str(values[0])))
 
     def _map_uid(self, uid: str) -> str:
         uid = uid.strip().rstrip("\x00")
@@ -277,7 +314,7 @@ class HeaderWalker:
                 self._shift(ds, tag, vr)
             elif self.date_mode is None:
                 self._harvest(ds, tag, vr)
-                ds[tag].value = DUMMIES[vr]
+                _element_of(ds, tag).value = DUMMIES[vr]
         elif vr == "AS":
             if not self.retain_age:
                 self._cap_age(ds, tag)
@@ -291,13 +328,13 @@ class HeaderWalker:
         """What C does when no part of the value is known to be safe."""
         self.counts["clean_fallback"] += 1
         if action == REDACT:
-            ds[tag].value = REDACTED_MEANING
+            _element_of(ds, tag).value = REDACTED_MEANING
         elif action == "X":
             del ds[tag]
         elif action == "Z":
-            ds[tag].value = "" if vr in STRING_VRS else None
+            _element_of(ds, tag).value = "" if vr in STRING_VRS else None
         else:
-            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            _element_of(ds, tag).value = DUMMIES.get(vr, b"\x00\x00")
 
     def _code_meaning(self, item: Dataset) -> None:
         """A code item's meaning: kept for standard schemes, else redacted or cleaned."""
@@ -308,11 +345,10 @@ class HeaderWalker:
             self._deferred.append((item, CODE_MEANING, "LO", REDACT))
         else:
             self.counts["code_meaning_redacted"] += 1
-            item[CODE_MEANING].value = REDACTED_MEANING
+            _element_of(item, CODE_MEANING).value = REDACTED_MEANING
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
-        elem = ds[tag]
-        value = elem.value
+        value = _replaced_value(ds, tag, vr)
         if not value:
             return
         values = list(value) if isinstance(value, MultiValue | list) else [value]
@@ -325,20 +361,20 @@ class HeaderWalker:
             out.append(moved if moved is not None else DUMMIES[vr])
             if moved is not None:
                 self._shifted.update(part[:8] for part in moved.split("-") if len(part) >= 8)
-        elem.value = out if len(out) > 1 else out[0]
+        _set_value(ds, tag, vr, out if len(out) > 1 else out[0])
         self.counts["shifted"] += 1
 
     def _cap_age(self, ds: Dataset, tag: int) -> None:
-        text = str(ds[tag].value or "")
+        text = str(_element_of(ds, tag).value or "")
         if len(text) == 4 and text.endswith("Y") and text[:3].isdigit() and int(text[:3]) > 89:
-            ds[tag].value = "090Y"
+            _element_of(ds, tag).value = "090Y"
             self.counts["age_capped"] += 1
 
     def _harvest(self, ds: Dataset, tag: int, vr: str) -> None:
         """Remember the identifying value about to be removed or replaced (for clean and scan)."""
         if vr not in STRING_VRS or not self._harvests(tag, vr):
             return  # nothing to remember: do not decode a value that is about to go
-        value = ds[tag].value
+        value = _element_of(ds, tag).value
         if value is None or value == "":
             return
         values = list(value) if isinstance(value, MultiValue | list) else [value]

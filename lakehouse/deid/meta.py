@@ -34,12 +34,16 @@ def transfer_syntax_of(ds: Dataset) -> str:
 
 def rebuild_file_meta(ds: Dataset, transfer_syntax: str) -> None:
     meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    # The elements ``meta.<Keyword> = value`` makes, without the keyword lookups.
+    for tag, vr, value in (
+        (0x00020001, "OB", b"\x00\x01"),  # File Meta Information Version
+        (0x00020002, "UI", ds.SOPClassUID),  # Media Storage SOP Class UID
+        (0x00020003, "UI", ds.SOPInstanceUID),  # Media Storage SOP Instance UID
+        (0x00020010, "UI", UID(transfer_syntax)),  # Transfer Syntax UID
+        (0x00020012, "UI", UID(IMPLEMENTATION_CLASS_UID)),  # Implementation Class UID
+        (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),  # Implementation Version Name
+    ):
+        meta[tag] = DataElement(tag, vr, value)
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
 

@@ -51,6 +51,10 @@ PLAIN_CHARS = frozenset("0123456789.")  # no case variants: IGNORECASE matches t
 DIGIT_DOT_RUN = re.compile(r"[0-9.]+")
 DOT = re.compile(r"\.")
 SPECIFIC_CHARACTER_SET = 0x00080005
+# Scanned from raw bytes (``_raw_text``): always default-encoded, or in the dataset's charset.
+ASCII_SCANNED_VRS = frozenset({"AE", "CS", "DA", "DT", "UI", "UR"})
+CHARSET_SCANNED_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+SINGLE_BYTE_CODECS = frozenset({"iso8859", "latin_1"})  # pydicom's names for ISO_IR 100 / none
 
 
 @dataclass
@@ -256,6 +260,9 @@ def _value_text(ds: Dataset, tag: int) -> str | None:
     """
     elem = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int
     if isinstance(elem, RawDataElement):
+        text = _raw_text(ds, tag, elem)
+        if text is not None:
+            return text or None
         if elem.value is None and elem.length != 0:
             elem = ds[tag]  # deferred read: let pydicom fetch and convert it
         else:
@@ -271,3 +278,32 @@ def _value_text(ds: Dataset, tag: int) -> str | None:
     if isinstance(value, list | tuple | MultiValue):
         return "\\".join(str(v) for v in value)
     return str(value)
+
+
+def _raw_text(ds: Dataset, tag: int, elem: RawDataElement) -> str | None:
+    """A raw value's text without pydicom's conversion, where that gives the same hits.
+
+    pydicom decodes these VRs with the default encoding or a single ASCII-compatible
+    character set and strips trailing spaces/NULs from each value. Those are never part
+    of an identifier (they are stripped) nor word characters (the boundaries), so the scan
+    finds the same identifiers in the undecoded text. Returns "" for a blank value, None
+    when pydicom must convert (deferred value, other VRs or character sets, undecodable).
+    """
+    value, vr = elem.value, elem.VR
+    if not isinstance(value, bytes) or not vr or b"\x1b" in value:  # ESC: pydicom decodes ISO 2022
+        return None
+    if vr in ASCII_SCANNED_VRS:
+        codec = default_encoding
+    elif vr in CHARSET_SCANNED_VRS:
+        charset = ds.original_character_set or ds._character_set
+        codecs = [charset] if isinstance(charset, str) else list(charset)
+        if len(codecs) != 1 or codecs[0] not in SINGLE_BYTE_CODECS:
+            return None
+        codec = codecs[0]
+    else:
+        return None
+    try:
+        text = value.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    return text if text.rstrip(" \x00") else ""
