@@ -273,3 +273,15 @@ def test_a_sync_killed_between_commits_is_completed_by_the_next(local_root: Path
     assert (rerun.unchanged, rerun.read) == (5, len(keys) - 5)  # only the uncommitted work is redone
     final = _polars(settings)
     assert final.height == len(keys) and final["key"].n_unique() == len(keys)
+
+
+def test_an_empty_listing_never_tombstones_the_whole_catalog(local_root: Path) -> None:
+    from lakehouse.errors import LakehouseError
+
+    settings = _settings(local_root)
+    synthesize_archive(local_root / "archive", patients=1, seed=4)
+    first = sync_catalog(settings)
+    wrong = _settings(local_root, archive_uri=str(local_root / "no-such-prefix"))
+    with pytest.raises(LakehouseError, match="listing is empty"):
+        sync_catalog(wrong)
+    assert len(read_catalog(settings)) == first.added  # nothing tombstoned

@@ -28,7 +28,7 @@ from typing import Any
 from lakehouse.catalog.table import catalog_location, upsert_rows
 from lakehouse.config import Settings
 from lakehouse.dicom.header import ERROR, Header, read_header
-from lakehouse.errors import StorageError
+from lakehouse.errors import LakehouseError, StorageError
 from lakehouse.storage import ObjectInfo, ObjectReader, open_archive
 
 
@@ -137,6 +137,14 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
                 row = _row(info, outcome)
                 rows.append(row)
             _commit(location, rows, full_rows, known, result, final=False)
+        live = sum(1 for seen in known.values() if not seen.deleted)
+        if not listed and live:
+            # An empty listing is far likelier a wrong [archive] uri or a permissions change
+            # than an archive emptied overnight: refuse rather than tombstone everything.
+            raise LakehouseError(
+                f"the archive listing is empty but the catalog has {live} live objects; "
+                "nothing was tombstoned (check [archive] uri and read permissions)"
+            )
         tombstones = []
         for key, seen in known.items():
             if key not in listed and not seen.deleted:
