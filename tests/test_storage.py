@@ -257,3 +257,32 @@ def test_s3_store_writes_and_deletes(s3_server: S3Server, tmp_path: Path) -> Non
     assert store.get("x/y") == b"hello"
     store.delete("x/y")
     assert not store.exists("x/y")
+
+
+class _FlakyListingClient:
+    """Stands in for boto3's client in one unit test: the first listing page request fails
+    with S3's 503 SlowDown, then two pages come back (the real S3 paths are tested above)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+
+    def list_objects_v2(self, **request: object) -> dict:
+        from botocore.exceptions import ClientError
+
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "ListObjectsV2")
+        if "ContinuationToken" not in request:
+            return {"Contents": [{"Key": "p/a", "Size": 1, "ETag": '"e1"'}], "IsTruncated": True, "NextContinuationToken": "t"}
+        return {"Contents": [{"Key": "p/b", "Size": 2, "ETag": '"e2"'}], "IsTruncated": False}
+
+
+def test_s3_listing_retries_a_failed_page_without_restarting() -> None:
+    from lakehouse.config import ZoneSettings
+    from lakehouse.storage.s3 import S3Reader
+
+    client = _FlakyListingClient()
+    reader = S3Reader(ZoneSettings(name="archive", uri="s3://bucket/p"), client=client,
+                      list_retry={"base": 0.001, "cap": 0.001})
+    assert [(i.key, i.etag) for i in reader.list()] == [("a", "e1"), ("b", "e2")]
+    assert len(client.requests) == 3 and client.requests[2]["ContinuationToken"] == "t"

@@ -8,6 +8,8 @@ writable ``ObjectStore`` for restricted, research and datasets.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from lakehouse.config import Settings, ZoneSettings
 from lakehouse.errors import ConfigError
@@ -48,11 +50,16 @@ def archive_throttle(settings: Settings) -> Throttle:
         return _throttles[key]
 
 
-def _raw_reader(zone: ZoneSettings, timeout: float) -> ObjectReader:
+def _raw_reader(zone: ZoneSettings, throttle: Mapping[str, Any]) -> ObjectReader:
     if zone.is_s3:
         from lakehouse.storage.s3 import S3Reader
 
-        return S3Reader(zone, timeout=timeout)
+        retry = {
+            "max_retries": int(throttle.get("max_retries", 5)),
+            "base": float(throttle.get("backoff_base_seconds", 0.2)),
+            "cap": float(throttle.get("backoff_max_seconds", 10.0)),
+        }
+        return S3Reader(zone, timeout=float(throttle.get("timeout_seconds", 30.0)), list_retry=retry)
     return LocalReader(zone.local_path)
 
 
@@ -60,7 +67,7 @@ def open_archive(settings: Settings) -> ObjectReader:
     """The archive, read-only by construction, throttled and retrying."""
     t = settings.section("throttle")
     return ThrottledReader(
-        _raw_reader(settings.archive, float(t.get("timeout_seconds", 30.0))),
+        _raw_reader(settings.archive, t),
         archive_throttle(settings),
         max_retries=int(t.get("max_retries", 5)),
         backoff_base=float(t.get("backoff_base_seconds", 0.2)),

@@ -8,6 +8,7 @@ and lets us translate its errors into Transient/Permanent ones ourselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import boto3
@@ -17,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, Rea
 from lakehouse.config import ZoneSettings
 from lakehouse.errors import ObjectNotFound, PermanentStorageError, TransientStorageError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
+from lakehouse.storage.throttle import with_retries
 
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -72,8 +74,15 @@ def _translate(exc: Exception, key: str) -> Exception:
 
 
 class S3Reader(ObjectReader):
-    def __init__(self, zone: ZoneSettings, client: Any | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        zone: ZoneSettings,
+        client: Any | None = None,
+        timeout: float = 30.0,
+        list_retry: dict[str, Any] | None = None,
+    ) -> None:
         self.uri = zone.uri
+        self._list_retry = {"max_retries": 5, "base": 0.2, "cap": 10.0, **(list_retry or {})}
         self.bucket, self.prefix = split_s3_uri(zone.uri)
         self._client = client or make_client(zone, timeout)
 
@@ -84,20 +93,29 @@ class S3Reader(ObjectReader):
         return full[len(self.prefix) + 1 :] if self.prefix else full
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        paginator = self._client.get_paginator("list_objects_v2")
+        """Page by page; each page request is retried on its own when S3 answers with a
+        transient error, so a long listing does not restart (or fail) on one 503."""
         full_prefix = self._key(prefix) if (prefix or self.prefix) else ""
         if self.prefix and not prefix:
             full_prefix = self.prefix + "/"
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full_prefix}
+        while True:
+            page = with_retries(partial(self._list_page, request, prefix), **self._list_retry)
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=self._rel(item["Key"]),
+                    size=int(item["Size"]),
+                    etag=str(item.get("ETag", "")).strip('"'),
+                    last_modified=item.get("LastModified"),
+                    storage_class=item.get("StorageClass"),
+                )
+            if not page.get("IsTruncated"):
+                return
+            request = {**request, "ContinuationToken": page["NextContinuationToken"]}
+
+    def _list_page(self, request: dict[str, Any], prefix: str) -> dict[str, Any]:
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(
-                        key=self._rel(item["Key"]),
-                        size=int(item["Size"]),
-                        etag=str(item.get("ETag", "")).strip('"'),
-                        last_modified=item.get("LastModified"),
-                        storage_class=item.get("StorageClass"),
-                    )
+            return dict(self._client.list_objects_v2(**request))
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, prefix) from None
 
