@@ -80,6 +80,7 @@ def run_export(
         )
         raise Refused(f"request {request_id} may not be exported: {permission.reason}")
     request = permission.request
+    assert request is not None, "an allowed permission carries its request"
     restricted = open_zone(settings, "restricted")
     opted_out = governance.opted_out_patient_ids(settings)
     state, batches, resumed = _resume_or_plan(settings, restricted, request, user, engine, opted_out)
@@ -93,7 +94,7 @@ def run_export(
     state.status = "running"
     save_state(restricted, state)
     try:
-        _execute(settings, restricted, state, batches, engine, workers, spark, progress)
+        _execute(settings, restricted, state, request.options, batches, engine, workers, spark, progress)
         state.status = "committing"
         save_state(restricted, state)
         checkpoint("before_gate")
@@ -248,14 +249,14 @@ def _execute(
     settings: Settings,
     restricted: ObjectStore,
     state: RunState,
+    request_options: list[str],
     batches: list[list[dict[str, Any]]],
     engine: str,
     workers: int | None,
     spark: Any,
     progress: Callable[[int], None] | None,
 ) -> None:
-    request = governance.get_request(settings, state.request_id)
-    options = parse_options(request.options)
+    options = parse_options(request_options)
     deid = DeidSettings(project=state.project, key=load_project_key(settings, state.project), options=options)
     provenance = Provenance(
         export_run_id=state.run_id,
