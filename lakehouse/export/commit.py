@@ -11,13 +11,11 @@ the tables commit; moves are idempotent too.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
@@ -26,6 +24,7 @@ from lakehouse.export.worker import (
     RESEARCH_TABLES,
     RESTRICTED_TABLES,
     marker_key,
+    read_parquet_bytes,
     staged_key,
     staging_object_key,
 )
@@ -63,7 +62,7 @@ def read_markers(restricted: ObjectStore, run_id: str, batches: int) -> list[dic
 
 def _staged_tables(restricted: ObjectStore, run_id: str, table: str, batches: int) -> Iterator[pa.Table]:
     for i in range(batches):
-        yield pq.read_table(io.BytesIO(restricted.get(staged_key(run_id, table, i))))
+        yield read_parquet_bytes(restricted.get(staged_key(run_id, table, i)))
 
 
 def check_gate(settings: Settings, state: RunState, markers: list[dict[str, Any]]) -> str:

@@ -11,7 +11,6 @@ identical bytes).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -66,9 +65,14 @@ def output_object_key(project: str, study: str, series: str, sop: str) -> str:
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def read_parquet_bytes(data: bytes) -> pa.Table:
+    """Read staged Parquet on this thread only (no dataset scan: nothing of it outlives the call)."""
+    return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
 
 
 def process_batch(task: BatchTask) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from deltalake.exceptions import CommitFailedError
 
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
-from lakehouse.lake import DeltaLocation, table_spec
+from lakehouse.lake import DeltaLocation, read_snapshot, table_spec
 
 _PATHS = {
     "governance_events": "governance/events",
@@ -80,8 +80,10 @@ def append_serialized(
     raise LakeError(f"gave up appending to {loc.spec.name} after {MAX_ATTEMPTS} concurrent conflicts")
 
 
-def read(table: DeltaTable | None, loc: DeltaLocation, filters: Any = None) -> pa.Table:
+def read(
+    table: DeltaTable | None, loc: DeltaLocation, columns: list[str] | None = None, filters: Any = None
+) -> pa.Table:
     """Rows of a snapshot (or of the current table when ``table`` is None)."""
     if table is None:
-        return loc.read(filters=filters)
-    return table.to_pyarrow_table(filters=filters)
+        return loc.read(columns=columns, filters=filters)
+    return read_snapshot(table, loc.zone, columns=columns, filters=filters)

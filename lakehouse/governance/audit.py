@@ -26,7 +26,8 @@ from deltalake.exceptions import DeltaError
 
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
-from lakehouse.governance._store import append_serialized, location
+from lakehouse.governance._store import append_serialized, location, read
+from lakehouse.lake import DeltaLocation
 
 AUDIT_APP = "lakehouse-audit"
 GENESIS = "0" * 64
@@ -89,7 +90,7 @@ def append_audit(
     def build(table: DeltaTable) -> tuple[pa.Table, int, None]:
         last = table.transaction_version(AUDIT_APP)
         seq = 0 if last is None else last + 1
-        prev_hash = GENESIS if last is None else _hash_at(table, last)
+        prev_hash = GENESIS if last is None else _hash_at(table, loc, last)
         event_id = uuid.uuid4().hex
         row = {
             "seq": seq,
@@ -116,8 +117,8 @@ def append_audit(
     append_serialized(loc, AUDIT_APP, build)
 
 
-def _hash_at(table: DeltaTable, seq: int) -> str:
-    rows = table.to_pyarrow_table(columns=["hash"], filters=[("seq", "=", seq)])
+def _hash_at(table: DeltaTable, loc: DeltaLocation, seq: int) -> str:
+    rows = read(table, loc, columns=["hash"], filters=[("seq", "=", seq)])
     if rows.num_rows != 1:
         raise LakeError("audit chain head is missing or duplicated; run `lakehouse audit verify`")
     return str(rows["hash"][0].as_py())

@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 
 from lakehouse.config import Settings
 from lakehouse.errors import Refused
-from lakehouse.governance._store import append_serialized, location
+from lakehouse.governance._store import append_serialized, location, read
 from lakehouse.governance.audit import canonical
 
 HASH_PREFIX = "lakehouse-manifest-v1"
@@ -56,7 +56,9 @@ def write_manifest(settings: Settings, request_id: str, entries: list[ManifestEn
 
     def build(table: DeltaTable) -> tuple[pa.Table, int, str]:
         written = table.transaction_version(f"manifest:{request_id}") or 0
-        present = table.to_pyarrow_table(
+        present = read(
+            table,
+            loc,
             columns=["key"], filters=[("request_id", "=", request_id), ("manifest_sha256", "=", sha)]
         )
         rows: list[dict[str, Any]] = []

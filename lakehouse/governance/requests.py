@@ -26,7 +26,7 @@ from deltalake import DeltaTable
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError, Refused
 from lakehouse.governance import cohort as cohorts
-from lakehouse.governance._store import append_serialized, location
+from lakehouse.governance._store import append_serialized, location, read
 from lakehouse.governance.audit import append_audit, canonical
 from lakehouse.governance.manifest import ManifestEntry, entries_from, read_manifest, write_manifest
 from lakehouse.governance.optout import opted_out_patient_ids
@@ -188,11 +188,8 @@ def derive(rows: list[dict[str, Any]], now: datetime) -> Request:
 
 
 def _events(table: DeltaTable | None, settings: Settings, request_id: str | None = None) -> pa.Table:
-    loc = location(settings, "governance_events")
     filters = [("request_id", "=", request_id)] if request_id else None
-    if table is None:
-        return loc.read(filters=filters)
-    return table.to_pyarrow_table(filters=filters)
+    return read(table, location(settings, "governance_events"), filters=filters)
 
 
 def _request_at(table: DeltaTable | None, settings: Settings, request_id: str, now: datetime) -> Request:

@@ -8,14 +8,56 @@ means the batch is in the table, so the append is skipped.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.config import ZoneSettings
 from lakehouse.lake.schemas import TableSpec
+
+
+def read_snapshot(
+    table: DeltaTable, zone: ZoneSettings, columns: list[str] | None = None, filters: Any = None
+) -> pa.Table:
+    """Rows of one snapshot, read through a native Arrow filesystem.
+
+    deltalake's default reader hands Arrow a filesystem implemented in Python; Arrow's I/O
+    threads then hold Python buffers that may be released after the read has returned, and a
+    process that exits at that moment aborts ("terminate called without an active exception").
+    A native filesystem keeps Python out of Arrow's threads. ``filters`` take the DNF form of
+    ``pyarrow.parquet`` (``[("col", "=", value), ...]``).
+    """
+    dataset = table.to_pyarrow_dataset(filesystem=_table_filesystem(zone, table.table_uri))
+    expression = pq.filters_to_expression(filters) if filters else None
+    return dataset.to_table(columns=columns, filter=expression)
+
+
+def _table_filesystem(zone: ZoneSettings, table_uri: str) -> pa_fs.FileSystem:
+    if not zone.is_s3:
+        return pa_fs.SubTreeFileSystem(urlparse(table_uri).path if "://" in table_uri else table_uri,
+                                       pa_fs.LocalFileSystem())
+    parsed = urlparse(table_uri)
+    return pa_fs.SubTreeFileSystem(f"{parsed.netloc}{parsed.path}".rstrip("/"), _s3_filesystem(zone))
+
+
+@lru_cache(maxsize=8)
+def _s3_filesystem(zone: ZoneSettings) -> pa_fs.S3FileSystem:
+    """Arrow's S3 client for a zone (credentials as given, else the AWS default chain)."""
+    options: dict[str, Any] = {"region": zone.region}
+    if zone.endpoint_url:
+        endpoint = urlparse(zone.endpoint_url)
+        options["endpoint_override"] = endpoint.netloc or endpoint.path
+        options["scheme"] = endpoint.scheme or "https"
+    if zone.access_key_id:
+        options["access_key"] = zone.access_key_id
+        options["secret_key"] = zone.secret_access_key
+    return pa_fs.S3FileSystem(**options)
 
 
 class DeltaLocation:
@@ -44,7 +86,7 @@ class DeltaLocation:
                 return pa.table({})
             empty = self.spec.arrow_schema.empty_table()
             return empty.select(columns) if columns else empty
-        return table.to_pyarrow_table(columns=columns, filters=filters)
+        return read_snapshot(table, self.zone, columns=columns, filters=filters)
 
     def create(self) -> DeltaTable:
         """Create the (empty) table from its spec if it does not exist yet."""
