@@ -13,6 +13,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -56,16 +57,18 @@ def run_gate(
         if name in tables:
             keys = tables[name].column(rules.keys[0]).drop_null().unique().to_pylist()
             parameters[_keys_parameter(name)] = sorted(keys)
-    runner = _Runner(parameters)
+    runner = _runner()
+    present = {}
     for name, rules in suite.tables.items():
         table = tables.get(name)
         if table is None:
             checks.append(_check(name, "table_present", None, success=False))
             continue
+        present[name] = table
         expectations = _expectations(suite, rules, table, tables, figures)
-        checks += runner.validate(name, _frame(table), expectations)
-        checks += _no_identifier_cells(runner, name, table, forbidden_array)
+        checks += runner.validate(name, _frame(table), expectations, parameters)
         checks += _free_text_checks(name, rules, table, forbidden)
+    checks += _no_identifier_cells(runner, present, forbidden_array)
     failures = [_failure_name(c) for c in checks if not c["success"]]
     report = {
         "suite": suite.name,
@@ -119,40 +122,54 @@ def _keys_parameter(table: str) -> str:
 
 
 def _no_identifier_cells(
-    runner: _Runner, name: str, table: pa.Table, forbidden: pa.Array
+    runner: _Runner, tables: dict[str, pa.Table], forbidden: pa.Array
 ) -> list[dict[str, Any]]:
-    """No cell of any string or list<string> column equals a source identifier.
+    """No cell of any string or list<string> column of any table equals a source identifier.
 
-    One GX expectation over every string cell of the table (GX's cost is per expectation,
-    not per row); when it fails, pyarrow names the offending columns for the report."""
-    columns = [f.name for f in table.schema if pa.types.is_string(f.type)] + _list_of_string_columns(table)
-    chunks = [
-        chunk
-        for column in columns
-        for chunk in (
-            table.column(column).combine_chunks().flatten()
-            if pa.types.is_list(table.schema.field(column).type)
-            else table.column(column).combine_chunks(),
-        )
-    ]
-    values = pa.chunked_array(chunks, type=pa.string()) if chunks else pa.chunked_array([], pa.string())
-    if not len(values):
+    One GX expectation over every string cell of the batch (GX's cost is per validation,
+    not per row); when it fails, pyarrow names the offending tables and columns."""
+    cells = {
+        (name, column): _string_cells(table, column)
+        for name, table in tables.items()
+        for column in _string_columns(table)
+    }
+    chunks = [chunk for values in cells.values() for chunk in values.chunks]
+    if not sum(len(chunk) for chunk in chunks):
         return []
+    values = pa.chunked_array(chunks, type=pa.string())
     frame = pa.table({"string_cells": values}).to_pandas()
-    checks = runner.validate(f"{name}.string_cells", frame, [_not_in_set("string_cells", values, forbidden)], report_as=name)
+    checks = runner.validate(
+        "string_cells", frame, [_not_in_set("string_cells", values, forbidden)], {}, report_as="batch"
+    )
     if all(c["success"] for c in checks):
         return checks
-    failed, checks = checks, []  # the failure is reported per offending column instead
-    for column in columns:
-        cells = table.column(column)
-        if pa.types.is_list(table.schema.field(column).type):
-            cells = cells.combine_chunks().flatten()
-        hits = int(pc.sum(pc.is_in(cells, value_set=forbidden)).as_py() or 0) if len(cells) else 0
+    failed, checks = checks, []  # the failure is reported per offending table and column instead
+    for (name, column), column_cells in cells.items():
+        hits = (
+            int(pc.sum(pc.is_in(column_cells, value_set=forbidden)).as_py() or 0) if len(column_cells) else 0
+        )
         if hits:
             checks.append(
-                _check(name, "expect_column_values_to_not_be_in_set", column, success=False, unexpected_count=hits)
+                _check(
+                    name,
+                    "expect_column_values_to_not_be_in_set",
+                    column,
+                    success=False,
+                    unexpected_count=hits,
+                )
             )
     return checks or failed  # fail closed even if no column could be named
+
+
+def _string_columns(table: pa.Table) -> list[str]:
+    return [f.name for f in table.schema if pa.types.is_string(f.type)] + _list_of_string_columns(table)
+
+
+def _string_cells(table: pa.Table, column: str) -> pa.ChunkedArray:
+    cells = table.column(column)
+    if pa.types.is_list(table.schema.field(column).type):
+        return pa.chunked_array([cells.combine_chunks().flatten()], type=pa.string())
+    return cells
 
 
 def _not_in_set(column: str, values: pa.Array | pa.ChunkedArray, forbidden: pa.Array) -> Any:
@@ -191,11 +208,16 @@ def _free_text_checks(
     return checks
 
 
-class _Runner:
-    """One ephemeral GX context with a pandas datasource; one asset per frame."""
+@cache
+def _runner() -> _Runner:
+    """One GX context per process: creating it costs more than validating a batch."""
+    return _Runner()
 
-    def __init__(self, parameters: dict[str, Any]) -> None:
-        self._parameters = parameters
+
+class _Runner:
+    """One ephemeral GX context with a pandas datasource; one asset per table name."""
+
+    def __init__(self) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
         import great_expectations as gx
         from great_expectations.data_context.types.base import (
@@ -212,18 +234,24 @@ class _Runner:
         )
         self._context = gx.get_context(mode="ephemeral", project_config=config)
         self._source = self._context.data_sources.add_pandas("lakehouse_batch")
+        self._definitions: dict[str, Any] = {}
 
     def validate(
-        self, asset_name: str, frame: pd.DataFrame, expectations: list[Any], report_as: str | None = None
+        self,
+        asset_name: str,
+        frame: pd.DataFrame,
+        expectations: list[Any],
+        parameters: dict[str, Any],
+        report_as: str | None = None,
     ) -> list[dict[str, Any]]:
-        asset = self._source.add_dataframe_asset(asset_name)
-        batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-            batch_parameters={"dataframe": frame}
-        )
+        if asset_name not in self._definitions:
+            asset = self._source.add_dataframe_asset(asset_name)
+            self._definitions[asset_name] = asset.add_batch_definition_whole_dataframe("batch")
+        batch = self._definitions[asset_name].get_batch(batch_parameters={"dataframe": frame})
         suite = self._gx.ExpectationSuite(name=f"research.{asset_name}")
         for expectation in expectations:
             suite.add_expectation(expectation)
-        result = batch.validate(suite, result_format=_RESULT_FORMAT, expectation_parameters=self._parameters)
+        result = batch.validate(suite, result_format=_RESULT_FORMAT, expectation_parameters=parameters)
         checks = []
         for r in result.results:
             config = r.expectation_config
