@@ -9,9 +9,11 @@ Matching is one case-insensitive alternation of the identifiers between alphanum
 boundaries. Compiling that per object cost more than reading and writing the object, and
 the UIDs make every object's set unique, so the scan splits it without changing a result:
 identifiers made only of digits and dots (UIDs, numeric IDs, dates), which case-folding
-cannot touch, are looked up as substrings of digit/dot runs; the rest (names, IDs, date
-forms), the same for all objects of a patient, go into a regex cached per set. The full
-alternation is compiled only when the C action has something to cut out.
+cannot touch, are looked up as substrings of digit/dot runs; identifiers made only of ASCII
+letters and digits (serial numbers, IDs, most name parts) can only match a whole run of word
+characters, so runs are case-folded and looked up in a set; the rest (names with hyphens or
+spaces, date forms), the same for all objects of a patient, go into a regex cached per set.
+The full alternation is compiled only when the C action has something to cut out.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ DATE_SPLIT = re.compile(r"[\\-]")
 # What the identifier regex treats as a word character (IGNORECASE adds a few non-ASCII ones).
 BOUNDARY = re.compile("[A-Za-z0-9]", re.IGNORECASE)
 PLAIN_CHARS = frozenset("0123456789.")  # no case variants: IGNORECASE matches them exactly
+ALNUM_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# BOUNDARY's characters: ASCII letters and digits plus the four non-ASCII letters that
+# IGNORECASE matches to ASCII ones (Python's re documentation), folded to those.
+WORD_RUN = re.compile("[A-Za-z0-9\u0130\u0131\u017f\u212a]+")
+WORD_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 DIGIT_DOT_RUN = re.compile(r"[0-9.]+")
 DOT = re.compile(r"\.")
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -134,7 +141,16 @@ class Scanner:
 
     @cached_property
     def _folded(self) -> re.Pattern[str] | None:
-        return _folded_regex(frozenset(s for s in self.literals if not PLAIN_CHARS.issuperset(s)))
+        return _folded_regex(
+            frozenset(s for s in self.literals if not (PLAIN_CHARS.issuperset(s) or ALNUM_CHARS.issuperset(s)))
+        )
+
+    @cached_property
+    def _words(self) -> frozenset[str]:
+        """Letter-and-digit identifiers, upper-cased (digit-and-dot ones stay with ``_plain``)."""
+        return frozenset(
+            s.upper() for s in self.literals if ALNUM_CHARS.issuperset(s) and not PLAIN_CHARS.issuperset(s)
+        )
 
     @cached_property
     def _plain(self) -> frozenset[str]:
@@ -169,13 +185,25 @@ class Scanner:
     def _next_literal(self, text: str, pos: int) -> tuple[int, int] | None:
         """Span of the leftmost (then longest) literal match at or after ``pos``, or None."""
         folded = self._folded.search(text, pos) if self._folded is not None else None
-        plain = self._next_plain(text, pos) if self._plain else None
-        if folded is None:
-            return plain
-        span = folded.span()
-        if plain is None or span[0] < plain[0] or (span[0] == plain[0] and span[1] >= plain[1]):
-            return span
-        return plain
+        spans = [
+            folded.span() if folded is not None else None,
+            self._next_plain(text, pos) if self._plain else None,
+            self._next_word(text, pos) if self._words else None,
+        ]
+        return min((s for s in spans if s is not None), key=lambda s: (s[0], -s[1]), default=None)
+
+    def _next_word(self, text: str, pos: int) -> tuple[int, int] | None:
+        """The first whole run of word characters at or after ``pos`` that equals a
+        letter-and-digit literal ignoring case: with the regex's boundaries, such a literal
+        matches exactly a whole run."""
+        words = self._words
+        for run in WORD_RUN.finditer(text, pos):
+            start = run.start()
+            if start == pos and pos > 0 and BOUNDARY.match(text, pos - 1):
+                continue  # the run began before ``pos``: not a whole run from here
+            if run.group().translate(WORD_FOLD).upper() in words:
+                return run.span()
+        return None
 
     def _next_plain(self, text: str, pos: int) -> tuple[int, int] | None:
         """The leftmost-longest digit/dot literal at or after ``pos``, with the regex's

@@ -83,7 +83,8 @@ def run_export(
     assert request is not None, "an allowed permission carries its request"
     restricted = open_zone(settings, "restricted")
     opted_out = governance.opted_out_patient_ids(settings)
-    state, batches, resumed = _resume_or_plan(settings, restricted, request, user, engine, opted_out)
+    n_workers = workers or int(settings.section("export").get("workers", 2))
+    state, batches, resumed = _resume_or_plan(settings, restricted, request, user, engine, opted_out, n_workers)
     if on_plan:
         on_plan(state.planned_objects)
     governance.append_audit(
@@ -94,7 +95,7 @@ def run_export(
     state.status = "running"
     save_state(restricted, state)
     try:
-        _execute(settings, restricted, state, request.options, batches, engine, workers, spark, progress)
+        _execute(settings, restricted, state, request.options, batches, engine, n_workers, spark, progress)
         state.status = "committing"
         save_state(restricted, state)
         checkpoint("before_gate")
@@ -156,6 +157,7 @@ def _resume_or_plan(
     user: str,
     engine: str,
     opted_out: set[str],
+    workers: int,
 ) -> tuple[RunState, list[list[dict[str, Any]]], bool]:
     for previous in reversed(list_runs(restricted, request.id)):
         if previous.status not in ACTIVE_STATUSES:
@@ -169,7 +171,7 @@ def _resume_or_plan(
         previous.attempts += 1
         previous.engine = engine
         return previous, batches, True
-    return (*_plan(settings, restricted, request, user, engine, opted_out), False)
+    return (*_plan(settings, restricted, request, user, engine, opted_out, workers), False)
 
 
 def _plan(
@@ -179,6 +181,7 @@ def _plan(
     user: str,
     engine: str,
     opted_out: set[str],
+    workers: int,
 ) -> tuple[RunState, list[list[dict[str, Any]]]]:
     manifest = governance.load_manifest(settings, request.id)
     options = sorted(parse_options(request.options))
@@ -212,8 +215,7 @@ def _plan(
             )
     # Whole studies stay together and the order is stable, so batches are reproducible.
     entries.sort(key=lambda e: (e["study_instance_uid"] or "", e["series_instance_uid"] or "", e["key"]))
-    size = max(1, int(settings.section("export").get("batch_size", 250)))
-    batches = [entries[i : i + size] for i in range(0, len(entries), size)]
+    batches = split_batches(entries, int(settings.section("export").get("batch_size", 250)), workers)
     run_id = f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     state = RunState(
         run_id=run_id,
@@ -231,6 +233,19 @@ def _plan(
     restricted.put(f"{run_prefix(run_id)}/plan.json", json.dumps({"batches": batches}).encode())
     save_state(restricted, state)
     return state, batches
+
+
+def split_batches(entries: list[dict[str, Any]], batch_size: int, workers: int) -> list[list[dict[str, Any]]]:
+    """Consecutive batches of at most ``batch_size`` entries, as even as possible, and a multiple
+    of ``workers`` in number when there is enough work: no worker sits idle for the last batch."""
+    if not entries:
+        return []
+    count = -(-len(entries) // max(1, batch_size))
+    if count > 1:
+        count = min(len(entries), -(-count // max(1, workers)) * max(1, workers))
+    base, extra = divmod(len(entries), count)
+    bounds = [i * base + min(i, extra) for i in range(count + 1)]
+    return [entries[bounds[i] : bounds[i + 1]] for i in range(count)]
 
 
 def _exported_profiles(settings: Settings, project: str) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -252,7 +267,7 @@ def _execute(
     request_options: list[str],
     batches: list[list[dict[str, Any]]],
     engine: str,
-    workers: int | None,
+    n_workers: int,
     spark: Any,
     progress: Callable[[int], None] | None,
 ) -> None:
@@ -265,7 +280,6 @@ def _execute(
         profile=profile_label(),
         options=tuple(sorted(options)),
     )
-    n_workers = workers or int(settings.section("export").get("workers", 2))
     worker_settings = engines.share_throttle(settings, n_workers)
     tasks = []
     for index, entries in enumerate(batches):

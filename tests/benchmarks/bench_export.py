@@ -19,6 +19,8 @@ Every side reads from a warm page cache (one read pass before any timing). Rates
 archive object (exported or quarantined) and the archive's bytes, the same for every tool.
 Reported memory: ``peak_rss_tree_mb`` is the largest sum of RSS over the process tree seen
 by the poller (an upper bound: pages shared between forked processes count once per process);
+``peak_pss_tree_mb`` the largest sum of PSS (shared pages split between the processes that
+share them: the tree's real footprint);
 ``peak_rss_max_process_mb`` the largest single process in the tree; ``ru_maxrss_children_mb``
 the kernel's max RSS of any waited-for descendant (getrusage RUSAGE_CHILDREN), as a check.
 The 1-minute load average is printed before and after each timed side (the machine is shared).
@@ -123,13 +125,13 @@ class TreePoller(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.interval = interval
-        self.peak_sum = self.peak_single = self.peak_processes = 0
+        self.peak_sum = self.peak_single = self.peak_processes = self.peak_pss = 0
         self.samples = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            total, single, count = 0, 0, 0
+            total, single, count, pss = 0, 0, 0, 0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -137,12 +139,14 @@ class TreePoller(threading.Thread):
             for p in procs:
                 try:
                     rss = p.memory_info().rss
-                except psutil.NoSuchProcess:
+                    pss += getattr(p.memory_full_info(), "pss", 0)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 total += rss
                 single = max(single, rss)
                 count += 1
             self.peak_sum = max(self.peak_sum, total)
+            self.peak_pss = max(self.peak_pss, pss)
             self.peak_single = max(self.peak_single, single)
             self.peak_processes = max(self.peak_processes, count)
             self.samples += 1
@@ -180,6 +184,7 @@ def measure_export(config: Path, request_id: str, workers: int, poll: float) -> 
         "bytes_written": state["bytes_written"],
         "batches": state["batches"],
         "peak_rss_tree_mb": round(poller.peak_sum / 2**20, 1),
+        "peak_pss_tree_mb": round(poller.peak_pss / 2**20, 1),
         "peak_rss_max_process_mb": round(poller.peak_single / 2**20, 1),
         "peak_processes": poller.peak_processes,
         "rss_samples": poller.samples,
@@ -340,6 +345,7 @@ def print_table(result: dict[str, Any]) -> None:
             print(f"{row['objects']:>6} {name:26} {seconds:8.2f} {r['objects_per_s']:7.1f} {r['mb_per_s']:7.1f} "
                   f"{load:>11}  {note}")
         print(f"{'':>6} peak RSS: tree {ex['peak_rss_tree_mb']} MB (sum over {ex['peak_processes']} processes), "
+              f"PSS tree {ex['peak_pss_tree_mb']} MB, "
               f"largest process {ex['peak_rss_max_process_mb']} MB, ru_maxrss(children) "
               f"{ex['ru_maxrss_children_mb']} MB")
         if "ratios" in row:

@@ -13,6 +13,7 @@ import pytest
 from export_testing import PROJECT, TABLES, Prepared, comparable, objects, read_table
 
 from lakehouse.export import run_export
+from lakehouse.export.run import split_batches
 
 
 def _cli(prepared: Prepared, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,3 +90,24 @@ def test_spark_submit_entry_point(prepared: Prepared) -> None:
     result = json.loads(done.stdout)
     assert result["status"] == "succeeded" and result["engine"] == "spark" and result["exported"] > 0
     assert read_table(prepared.root, PROJECT, "instances").height == result["exported"]
+
+
+@pytest.mark.parametrize(
+    ("objects", "batch_size", "workers", "expected_sizes"),
+    [
+        (2001, 250, 2, [200, 201]),  # 9 batches of ≤250 would leave a worker idle for the last one
+        (24, 500, 2, [24]),
+        (501, 250, 2, [125, 126]),
+        (10, 3, 4, [2, 3]),
+        (3, 1, 8, [1]),  # never more batches than objects
+    ],
+)
+def test_batches_are_even_and_keep_every_worker_busy(
+    objects: int, batch_size: int, workers: int, expected_sizes: list[int]
+) -> None:
+    entries = [{"key": f"k{i:05d}"} for i in range(objects)]
+    batches = split_batches(entries, batch_size, workers)
+    assert [e for batch in batches for e in batch] == entries  # order kept, nothing lost or repeated
+    assert sorted({len(batch) for batch in batches}) == expected_sizes
+    assert all(len(batch) <= batch_size for batch in batches)
+    assert len(batches) == 1 or len(batches) % workers == 0 or len(batches) == objects
