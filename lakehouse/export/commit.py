@@ -23,6 +23,7 @@ from lakehouse.export.state import RunState, run_prefix
 from lakehouse.export.worker import (
     RESEARCH_TABLES,
     RESTRICTED_TABLES,
+    gate_key,
     marker_key,
     read_parquet_bytes,
     staged_key,
@@ -65,6 +66,24 @@ def _staged_tables(restricted: ObjectStore, run_id: str, table: str, batches: in
         yield read_parquet_bytes(restricted.get(staged_key(run_id, table, i)))
 
 
+def gate_batch(restricted: ObjectStore, run_id: str, marker: dict[str, Any]) -> dict[str, Any]:
+    """The quality gate of one staged batch (run once, then read back: a resumed run does not
+    validate a batch again). ``marker`` is the batch's summary from the worker."""
+    from lakehouse.quality import run_gate  # Great Expectations: seconds to import, driver only
+
+    key = gate_key(run_id, marker["batch"])
+    if restricted.exists(key):
+        return dict(json.loads(restricted.get(key)))
+    tables = {
+        name: read_parquet_bytes(restricted.get(staged_key(run_id, name, marker["batch"])))
+        for name in RESEARCH_TABLES
+    }
+    result = run_gate(tables, forbidden_values=set(marker["forbidden"]), expected_instances=marker["exported"])
+    gate = {"passed": result.passed, "failures": result.failures, "report": result.report}
+    restricted.put(key, json.dumps(gate, default=str).encode())
+    return gate
+
+
 def check_gate(settings: Settings, state: RunState, markers: list[dict[str, Any]]) -> str:
     """Combine the batches' gate results with the run-wide checks; write the report.
 
@@ -72,8 +91,9 @@ def check_gate(settings: Settings, state: RunState, markers: list[dict[str, Any]
     """
     restricted = open_zone(settings, "restricted")
     failures: list[str] = []
-    for m in markers:
-        failures += [f"batch {m['batch']}: {f}" for f in m.get("gate", {}).get("failures", [])]
+    gates = [gate_batch(restricted, state.run_id, m) for m in markers]
+    for m, gate in zip(markers, gates, strict=True):
+        failures += [f"batch {m['batch']}: {f}" for f in gate["failures"]]
     seen: set[str] = set()
     duplicates = 0
     for table in _staged_tables(restricted, state.run_id, "instances", state.batches):
@@ -90,7 +110,7 @@ def check_gate(settings: Settings, state: RunState, markers: list[dict[str, Any]
         "request_id": state.request_id,
         "passed": not failures,
         "failures": failures,
-        "batches": [{"batch": m["batch"], **m.get("gate", {}).get("report", {})} for m in markers],
+        "batches": [{"batch": m["batch"], **gate["report"]} for m, gate in zip(markers, gates, strict=True)],
     }
     key = f"{run_prefix(state.run_id)}/gate-report.json"
     restricted.put(key, json.dumps(report, indent=2, default=str).encode())

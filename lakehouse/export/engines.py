@@ -17,7 +17,7 @@ from lakehouse.errors import ConfigError
 from lakehouse.export.worker import BatchTask, process_batch
 
 ENGINES = ("local", "spark")
-PRELOAD = ["lakehouse.export.worker", "great_expectations", "pydicom", "pyarrow.parquet"]
+PRELOAD = ["lakehouse.export.worker", "pydicom", "pyarrow.parquet"]
 
 
 def share_throttle(settings: Settings, workers: int) -> Settings:
@@ -38,7 +38,7 @@ def run_local(
             on_done(process_batch(task))
         return
     # forkserver: workers start clean (no inherited threads, boto3 clients or locks), forked
-    # from a server that imported the heavy modules once (Great Expectations alone takes seconds).
+    # from a server that imported what they need once.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lakehouse import governance
+from lakehouse import governance, quality
 from lakehouse.config import Settings
 from lakehouse.deid import DeidSettings, parse_options, profile_label
 from lakehouse.deid.keys import load_project_key
@@ -32,7 +32,7 @@ from lakehouse.export.state import (
     run_prefix,
     save_state,
 )
-from lakehouse.export.worker import BatchTask, marker_key
+from lakehouse.export.worker import BatchTask, marker_key, use_system_allocator
 from lakehouse.flatten import Provenance
 from lakehouse.storage import ObjectStore, open_zone
 
@@ -72,6 +72,7 @@ def run_export(
     if engine not in engines.ENGINES:
         raise LakehouseError(f"unknown engine {engine!r}; choose one of {', '.join(engines.ENGINES)}")
     governance.require_role(settings, user, "operators")
+    use_system_allocator()
     permission = governance.may_run(settings, request_id, now=now)
     if not permission.allowed:
         governance.append_audit(
@@ -301,10 +302,13 @@ def _execute(
         )
 
     def on_done(summary: dict[str, Any]) -> None:
+        commit.gate_batch(restricted, state.run_id, summary)  # the driver gates while workers go on
         if progress:
             progress(len(batches[summary["batch"]]))
         checkpoint(f"after_batch:{summary['batch']}")
 
+    if tasks:
+        quality.preload()
     if engine == "spark":
         engines.run_spark(tasks, spark or engines.get_spark(), on_done)
     else:

@@ -5,7 +5,7 @@
 ``write_gate_report`` puts the report (names and counts, never values) in a store.
 """
 
-from lakehouse.quality.gate import GateResult, run_gate
+from lakehouse.quality.gate import GateResult, preload, run_gate
 from lakehouse.quality.report import ReportSink, gate_report_key, report_json, write_gate_report
 
-__all__ = ["GateResult", "ReportSink", "gate_report_key", "report_json", "run_gate", "write_gate_report"]
+__all__ = ["GateResult", "ReportSink", "gate_report_key", "preload", "report_json", "run_gate", "write_gate_report"]

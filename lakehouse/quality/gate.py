@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -206,6 +207,19 @@ def _free_text_checks(
             )
         )
     return checks
+
+
+def preload() -> threading.Thread:
+    """Import Great Expectations in a background thread, so the first gate does not wait for
+    it (the export driver starts this while its workers de-identify the first batches)."""
+
+    def load() -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        import great_expectations  # noqa: F401
+
+    thread = threading.Thread(target=load, name="gx-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 @cache

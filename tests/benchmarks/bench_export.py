@@ -20,7 +20,8 @@ archive object (exported or quarantined) and the archive's bytes, the same for e
 Reported memory: ``peak_rss_tree_mb`` is the largest sum of RSS over the process tree seen
 by the poller (an upper bound: pages shared between forked processes count once per process);
 ``peak_pss_tree_mb`` the largest sum of PSS (shared pages split between the processes that
-share them: the tree's real footprint);
+share them: the tree's real footprint; read every ``PSS_EVERY``-th poll only, since the
+kernel walks every mapping to compute it and polling it often slows the run measured);
 ``peak_rss_max_process_mb`` the largest single process in the tree; ``ru_maxrss_children_mb``
 the kernel's max RSS of any waited-for descendant (getrusage RUSAGE_CHILDREN), as a check.
 The 1-minute load average is printed before and after each timed side (the machine is shared).
@@ -58,6 +59,7 @@ USER = "olga"
 UNCAPPED = {"requests_per_second": 0, "bytes_per_second": 0}
 # Per synthetic patient: ct_slices CT + SR + KO + (3 MR | CR + SC | 1 US): on average ct_slices + 4.
 OTHER_OBJECTS_PER_PATIENT = 4
+PSS_EVERY = 5
 
 
 # --- corpus -------------------------------------------------------------------------------
@@ -139,7 +141,8 @@ class TreePoller(threading.Thread):
             for p in procs:
                 try:
                     rss = p.memory_info().rss
-                    pss += getattr(p.memory_full_info(), "pss", 0)
+                    if self.samples % PSS_EVERY == 0:
+                        pss += getattr(p.memory_full_info(), "pss", 0)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 total += rss
