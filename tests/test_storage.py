@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ from lakehouse.errors import (
 from lakehouse.storage import (
     ObjectInfo,
     ObjectReader,
+    ObjectStore,
     Throttle,
     ThrottledReader,
     TokenBucket,
@@ -257,6 +259,38 @@ def test_s3_store_writes_and_deletes(s3_server: S3Server, tmp_path: Path) -> Non
     assert store.get("x/y") == b"hello"
     store.delete("x/y")
     assert not store.exists("x/y")
+
+
+def _race_to_create(store: ObjectStore, key: str, racers: int = 8) -> tuple[list[bool], list[bytes]]:
+    contents = [f"racer {i}".encode() for i in range(racers)]
+    start = threading.Barrier(racers)
+
+    def create(data: bytes) -> bool:
+        start.wait()
+        return store.create(key, data)
+
+    with ThreadPoolExecutor(racers) as pool:
+        won = list(pool.map(create, contents))
+    return won, contents
+
+
+def test_local_create_only_if_absent_has_exactly_one_winner(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "zone")
+    won, contents = _race_to_create(store, "keys/p.key")
+    assert won.count(True) == 1
+    assert store.get("keys/p.key") == contents[won.index(True)]
+    assert not store.create("keys/p.key", b"later") and store.get("keys/p.key") == contents[won.index(True)]
+    assert [p.name for p in (tmp_path / "zone" / "keys").iterdir()] == ["p.key"]  # no temp files left
+
+
+def test_s3_create_only_if_absent_has_exactly_one_winner(s3_server: S3Server, tmp_path: Path) -> None:
+    bucket = s3_server.new_bucket("zone")
+    settings = load_settings(write_s3_config(tmp_path, s3_server, {"restricted": bucket}), env={})
+    store = open_zone(settings, "restricted")
+    won, contents = _race_to_create(store, "keys/p.key")
+    assert won.count(True) == 1
+    assert store.get("keys/p.key") == contents[won.index(True)]
+    assert not store.create("keys/p.key", b"later")
 
 
 class _FlakyListingClient:

@@ -56,9 +56,9 @@ def _key_file(settings: Settings, project: str) -> bytes:
     from lakehouse.storage import open_zone
 
     store = open_zone(settings, "restricted")
-    if store.exists(key_name):
-        return parse_key(store.get(key_name).decode("ascii", "replace"), f"restricted/{key_name}")
-    store.put(key_name, secrets.token_bytes(MIN_KEY_BYTES).hex().encode("ascii"))
+    if not store.exists(key_name):
+        # Conditional create: two first users racing end up with the same (winning) key.
+        store.create(key_name, secrets.token_bytes(MIN_KEY_BYTES).hex().encode("ascii"))
     return parse_key(store.get(key_name).decode("ascii", "replace"), f"restricted/{key_name}")
 
 

@@ -85,7 +85,9 @@ def run_export(
     restricted = open_zone(settings, "restricted")
     opted_out = governance.opted_out_patient_ids(settings)
     n_workers = workers or int(settings.section("export").get("workers", 2))
-    state, batches, resumed = _resume_or_plan(settings, restricted, request, user, engine, opted_out, n_workers)
+    state, batches, resumed = _resume_or_plan(
+        settings, restricted, request, permission.manifest, user, engine, opted_out, n_workers
+    )
     if on_plan:
         on_plan(state.planned_objects)
     governance.append_audit(
@@ -155,6 +157,7 @@ def _resume_or_plan(
     settings: Settings,
     restricted: ObjectStore,
     request: Any,
+    manifest: list[Any],
     user: str,
     engine: str,
     opted_out: set[str],
@@ -172,19 +175,19 @@ def _resume_or_plan(
         previous.attempts += 1
         previous.engine = engine
         return previous, batches, True
-    return (*_plan(settings, restricted, request, user, engine, opted_out, workers), False)
+    return (*_plan(settings, restricted, request, manifest, user, engine, opted_out, workers), False)
 
 
 def _plan(
     settings: Settings,
     restricted: ObjectStore,
     request: Any,
+    manifest: list[Any],
     user: str,
     engine: str,
     opted_out: set[str],
     workers: int,
 ) -> tuple[RunState, list[list[dict[str, Any]]]]:
-    manifest = governance.load_manifest(settings, request.id)
     options = sorted(parse_options(request.options))
     exported = _exported_profiles(settings, request.project)
     this_profile = (profile_label(), tuple(options))

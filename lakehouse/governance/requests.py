@@ -85,6 +85,7 @@ class Permission:
     allowed: bool
     reason: str | None
     request: Request | None
+    manifest: list[ManifestEntry] = field(default_factory=list)  # verified; only when allowed
 
 
 # --- validation -------------------------------------------------------------
@@ -418,10 +419,13 @@ def revoke(
 
 def load_manifest(settings: Settings, request_id: str) -> list[ManifestEntry]:
     """The frozen manifest of a request, verified against its recorded hash (Refused if tampered)."""
-    request = get_request(settings, request_id)
+    return _verified_manifest(settings, get_request(settings, request_id))
+
+
+def _verified_manifest(settings: Settings, request: Request) -> list[ManifestEntry]:
     if request.manifest_sha256 is None:
-        raise Refused(f"request {request_id} has no frozen manifest (status {request.status})")
-    return read_manifest(settings, request_id, request.manifest_sha256)
+        raise Refused(f"request {request.id} has no frozen manifest (status {request.status})")
+    return read_manifest(settings, request.id, request.manifest_sha256)
 
 
 def may_run(settings: Settings, request_id: str, *, now: datetime | None = None) -> Permission:
@@ -433,10 +437,10 @@ def may_run(settings: Settings, request_id: str, *, now: datetime | None = None)
     if request.status != "approved":
         return Permission(False, f"request {request_id} is {request.status}", request)
     try:
-        load_manifest(settings, request_id)
+        manifest = _verified_manifest(settings, request)
     except Refused as exc:
         return Permission(False, str(exc), request)
-    return Permission(True, None, request)
+    return Permission(True, None, request, manifest)
 
 
 # --- preview ------------------------------------------------------------------

@@ -63,6 +63,11 @@ class ObjectStore(ObjectReader):
         """Write an object atomically (readers see the old or the new bytes, never a mix)."""
 
     @abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Write an object only if none exists at ``key`` (atomically: of two racing
+        creators exactly one wins). Returns False, writing nothing, when one exists."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
 

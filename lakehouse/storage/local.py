@@ -92,6 +92,22 @@ class LocalStore(LocalReader, ObjectStore):
             raise
         return self.head(key)
 
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)  # fails if ``path`` exists: the complete file appears, or nothing
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         path.unlink(missing_ok=True)

@@ -158,6 +158,20 @@ class S3Store(S3Reader, ObjectStore):
             raise _translate(exc, key) from None
         return ObjectInfo(key=key, size=len(data), etag=str(resp.get("ETag", "")).strip('"'))
 
+    def create(self, key: str, data: bytes) -> bool:
+        # S3 conditional write: If-None-Match "*" fails with 412 when the key exists.
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "PreconditionFailed" or status == 412:
+                return False
+            raise _translate(exc, key) from None
+        except BotoCoreError as exc:
+            raise _translate(exc, key) from None
+        return True
+
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
