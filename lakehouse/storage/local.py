@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,34 +80,18 @@ class LocalReader(ObjectReader):
 class LocalStore(LocalReader, ObjectStore):
     def put(self, key: str, data: bytes) -> ObjectInfo:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+        with _synced_temp(path, data) as tmp:
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return self.head(key)
 
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, path)  # fails if ``path`` exists: the complete file appears, or nothing
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with _synced_temp(path, data) as tmp:
+            try:
+                os.link(tmp, path)  # fails if ``path`` exists: the complete file appears, or nothing
+            except FileExistsError:
+                return False
+        return True
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -131,3 +116,19 @@ class LocalStore(LocalReader, ObjectStore):
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
         self._prune(source.parent)
+
+
+@contextmanager
+def _synced_temp(path: Path, data: bytes) -> Iterator[str]:
+    """``data`` in a temporary file next to ``path``, flushed to disk; removed afterwards
+    unless it was renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        yield tmp
+    finally:
+        Path(tmp).unlink(missing_ok=True)
