@@ -18,8 +18,8 @@ from lakehouse.errors import LakehouseError
 app = typer.Typer(
     name="lakehouse",
     help="Governed research data-lake exporter for medical imaging.\n\n"
-    "Catalog a DICOM archive read-only, export only approved and de-identified cohorts "
-    "into Delta tables, and build labeling datasets.",
+    "Catalog a DICOM archive read-only, and export only approved, de-identified cohorts "
+    "into Delta tables for research.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -47,8 +47,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for the synthetic archive.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the whole flow on local folders: synthesize an archive, catalog it, submit a request
-    (demo-requester), approve it (demo-approver), export it (demo-operator) and query the result."""
+    """Run the whole flow on local folders: synthesize, catalog, request, approve, export, query.
+
+    demo-requester submits the request, demo-approver approves it, demo-operator exports it.
+    Burned-in objects (US, secondary capture) stay quarantined: the demo does not clean pixels."""
     import duckdb
 
     from lakehouse import governance
