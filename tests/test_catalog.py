@@ -129,6 +129,34 @@ def test_duplicate_sop_instance_uids_are_flagged_not_merged(local_root: Path) ->
     assert rows[copy_key]["deleted"] is True
 
 
+def test_duplicate_flags_follow_changes_across_batches_of_one_sync(local_root: Path) -> None:
+    """With one object per commit, the flags still come out as if computed over the whole
+    archive: copies read in later batches flag the earlier ones, and a copy rewritten with
+    a new SOP Instance UID is unique again while the others stay flagged."""
+    settings = _settings(local_root, catalog_batch_size="1")
+    archive = settings.archive.local_path
+    keys = synthesize_archive(archive, patients=1, seed=4)
+    copies = [f"copies/c{i}.dcm" for i in range(3)]
+    (archive / "copies").mkdir()
+    for key in copies:
+        shutil.copy(archive / keys[0], archive / key)
+    result = sync_catalog(settings)
+    assert result.commits >= len(keys) + len(copies)  # one commit per object read
+    assert result.duplicates == 4  # the original and its three copies
+    rows = _by_key(settings)
+    assert all(rows[k]["duplicate_sop_instance"] for k in [keys[0], *copies])
+    assert sum(r["duplicate_sop_instance"] for r in rows.values()) == 4
+
+    ds = dcmread(archive / copies[0])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.424242"
+    dcmwrite(archive / copies[0], ds, enforce_file_format=True)
+    result = sync_catalog(settings)
+    rows = _by_key(settings)
+    assert (result.changed, result.duplicates) == (1, 3)
+    assert rows[copies[0]]["duplicate_sop_instance"] is False
+    assert all(rows[k]["duplicate_sop_instance"] for k in [keys[0], *copies[1:]])
+
+
 def _odd_objects(valid: bytes) -> dict[str, bytes]:
     """Objects a real archive holds: each must get a row, none may stop a sync."""
     ds = dcmread(io.BytesIO(valid))

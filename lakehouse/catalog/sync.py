@@ -18,12 +18,14 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
+
+import pyarrow as pa
 
 from lakehouse.catalog.table import catalog_location, upsert_rows
 from lakehouse.config import Settings
@@ -85,9 +87,8 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
     batch_size = max(1, int(options.get("batch_size", 2000)))
 
     location = catalog_location(settings)
-    current = location.read()
-    full_rows = {row["key"]: row for row in current.to_pylist()}
-    known = {key: _known(row) for key, row in full_rows.items()}
+    catalog = _Catalog(location.read())
+    known = catalog.known
     archive = open_archive(settings)
     result = SyncResult()
     reasons: Counter[str] = Counter()
@@ -136,7 +137,7 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
                     result.warnings += 1
                 row = _row(info, outcome)
                 rows.append(row)
-            _commit(location, rows, full_rows, known, result, final=False)
+            _commit(location, rows, catalog, result, final=False)
         live = sum(1 for seen in known.values() if not seen.deleted)
         if not listed and live:
             # An empty listing is far likelier a wrong [archive] uri or a permissions change
@@ -149,10 +150,10 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
         for key, seen in known.items():
             if key not in listed and not seen.deleted:
                 tombstones.append(
-                    {**full_rows[key], "deleted": True, "duplicate_sop_instance": False, "scanned_at": _now()}
+                    {**catalog.full_row(key), "deleted": True, "duplicate_sop_instance": False, "scanned_at": _now()}
                 )
                 result.deleted += 1
-        _commit(location, tombstones, full_rows, known, result, final=True)
+        _commit(location, tombstones, catalog, result, final=True)
 
     result.duplicates = sum(1 for seen in known.values() if seen.duplicate and not seen.deleted)
     result.failure_reasons = dict(sorted(reasons.items()))
@@ -173,48 +174,79 @@ def _read(archive: ObjectReader, info: ObjectInfo, header_bytes: int, max_header
         return f"read_failed_{type(exc).__name__}"
 
 
-def _commit(
-    location: Any,
-    rows: list[dict[str, Any]],
-    full_rows: dict[str, dict[str, Any]],
-    known: dict[str, _Known],
-    result: SyncResult,
-    *,
-    final: bool,
-) -> None:
+def _commit(location: Any, rows: list[dict[str, Any]], catalog: _Catalog, result: SyncResult, *, final: bool) -> None:
     """Upsert ``rows`` plus any existing row whose duplicate flag they change."""
-    for row in rows:
-        full_rows[row["key"]] = row
-        known[row["key"]] = _known(row)
     changed = {row["key"] for row in rows}
-    for key in _flag_duplicates(known):
-        changed.add(key)
+    changed |= catalog.record(rows)
     if not changed:
         return
     out = []
     for key in sorted(changed):
-        row = dict(full_rows[key])
-        row["duplicate_sop_instance"] = known[key].duplicate
-        full_rows[key] = row
+        row = dict(catalog.full_row(key))
+        row["duplicate_sop_instance"] = catalog.known[key].duplicate
+        catalog.written[key] = row
         out.append(row)
     upsert_rows(location, out, {"lakehouse.operation": "catalog_sync", "final": final, "rows": len(out)})
     result.commits += 1
 
 
-def _flag_duplicates(known: dict[str, _Known]) -> Iterable[str]:
-    """Recompute duplicate flags over live keys; yield the keys whose flag changed."""
-    by_uid: dict[str, list[str]] = {}
-    for key, seen in known.items():
-        if seen.sop_instance_uid and not seen.deleted:
-            by_uid.setdefault(seen.sop_instance_uid, []).append(key)
-    duplicated = {key for keys in by_uid.values() if len(keys) > 1 for key in keys}
-    flips = []
-    for key, seen in known.items():
-        flag = key in duplicated
-        if flag != seen.duplicate:
-            known[key] = _Known(seen.etag, seen.size, seen.deleted, seen.sop_instance_uid, flag)
-            flips.append(key)
-    return flips
+class _Catalog:
+    """What one sync knows of the catalog, kept small: the table as read stays columnar
+    (a row becomes a dict only when it must be written again), ``known`` holds the few
+    fields the comparison needs, and ``by_uid`` groups live keys by SOP Instance UID so
+    duplicate flags are recomputed only for the UIDs a batch touched."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.position = {key: i for i, key in enumerate(table.column("key").to_pylist())}
+        columns = [table.column(name).to_pylist() for name in _KNOWN_COLUMNS]
+        self.known = {values[0]: _known(dict(zip(_KNOWN_COLUMNS, values, strict=True))) for values in zip(*columns)}
+        self.written: dict[str, dict[str, Any]] = {}
+        self.by_uid: dict[str, set[str]] = {}
+        for key, seen in self.known.items():
+            if _live_uid(seen):
+                self._group(seen).add(key)
+
+    def full_row(self, key: str) -> dict[str, Any]:
+        if key in self.written:
+            return self.written[key]
+        return dict(self.table.slice(self.position[key], 1).to_pylist()[0])
+
+    def record(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Take in rows about to be written; return the keys whose duplicate flag flips."""
+        candidates: set[str] = set()
+        for row in rows:
+            key = row["key"]
+            before, after = self.known.get(key), _known(row)
+            if before is not None and _live_uid(before):
+                group = self._group(before)
+                group.discard(key)
+                candidates |= group
+            self.written[key] = row
+            self.known[key] = after
+            if _live_uid(after):
+                group = self._group(after)
+                group.add(key)
+                candidates |= group
+            candidates.add(key)
+        flips = set()
+        for key in candidates:
+            seen = self.known[key]
+            flag = _live_uid(seen) and len(self._group(seen)) > 1
+            if flag != seen.duplicate:
+                self.known[key] = replace(seen, duplicate=flag)
+                flips.add(key)
+        return flips
+
+    def _group(self, seen: _Known) -> set[str]:
+        return self.by_uid.setdefault(str(seen.sop_instance_uid), set())
+
+
+def _live_uid(seen: _Known) -> bool:
+    return bool(seen.sop_instance_uid) and not seen.deleted
+
+
+_KNOWN_COLUMNS = ("key", "etag", "size", "deleted", "sop_instance_uid", "duplicate_sop_instance")
 
 
 def _known(row: dict[str, Any]) -> _Known:
