@@ -6,9 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.config import load_settings
-from lakehouse.lake import Column, DeltaLocation, TableSpec
+from lakehouse.config import ZoneSettings, load_settings
+from lakehouse.lake import Column, DeltaLocation, TableSpec, read_snapshot
 
 
 def _spec(*extra: Column) -> TableSpec:
@@ -46,3 +48,17 @@ def test_a_new_promoted_column_evolves_the_table_without_rewriting_it(local_root
     assert df["SliceThickness"].to_list() == [None, 1.25]
     assert "SliceThickness" in table.schema().to_arrow().names
     assert replace(wider, version=2).arrow_schema.names == df.columns
+
+
+def test_snapshots_read_from_folders_whose_names_need_escaping(tmp_path: Path) -> None:
+    """Delta reports its location percent-encoded; the native reader must open the real folder
+    (spaces, '#', '%', non-ASCII), partitioned or not, with filters."""
+    zone_dir = tmp_path / "research zone #1 %é"
+    zone = ZoneSettings(name="research", uri=str(zone_dir))
+    path = zone_dir / "p 1" / "t é"
+    write_deltalake(str(path), pa.table({"x": [1, 2, 3], "part": ["a b", "c/d", "é%"]}), partition_by=["part"])
+    table = DeltaTable(str(path))
+    assert "%20" in table.table_uri  # the location as Delta gives it is encoded
+    rows = read_snapshot(table, zone).sort_by("x").to_pylist()
+    assert rows == [{"x": 1, "part": "a b"}, {"x": 2, "part": "c/d"}, {"x": 3, "part": "é%"}]
+    assert read_snapshot(table, zone, columns=["x"], filters=[("part", "=", "c/d")]).to_pylist() == [{"x": 2}]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pa_fs
@@ -39,11 +39,12 @@ def read_snapshot(
 
 
 def _table_filesystem(zone: ZoneSettings, table_uri: str) -> pa_fs.FileSystem:
-    if not zone.is_s3:
-        return pa_fs.SubTreeFileSystem(urlparse(table_uri).path if "://" in table_uri else table_uri,
-                                       pa_fs.LocalFileSystem())
+    """The table's folder as an Arrow filesystem root (``table_uri`` is percent-encoded)."""
     parsed = urlparse(table_uri)
-    return pa_fs.SubTreeFileSystem(f"{parsed.netloc}{parsed.path}".rstrip("/"), _s3_filesystem(zone))
+    if not zone.is_s3:
+        path = unquote(parsed.path) if parsed.scheme else table_uri
+        return pa_fs.SubTreeFileSystem(path, pa_fs.LocalFileSystem())
+    return pa_fs.SubTreeFileSystem(f"{parsed.netloc}{unquote(parsed.path)}".rstrip("/"), _s3_filesystem(zone))
 
 
 @lru_cache(maxsize=8)
