@@ -160,13 +160,13 @@ def _append_streamed(
     """Append every staged batch in one commit, reading one staged file at a time so the
     driver's memory does not grow with the run (the attributes table is the large one)."""
     assert location.spec is not None
-    schema, name = location.spec.arrow_schema, location.spec.name
+    spec = location.spec
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for table in _staged_tables(restricted, state.run_id, name, state.batches):
-            yield from table.select(schema.names).cast(schema).to_batches()
+        for table in _staged_tables(restricted, state.run_id, spec.name, state.batches):
+            yield from spec.conform(table).to_batches()
 
-    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    reader = pa.RecordBatchReader.from_batches(spec.arrow_schema, batches())
     location.append(reader, app_id=app_id, version=1, metadata=metadata, schema_mode="merge")
 
 
@@ -181,9 +181,8 @@ def _merge_new(
     from deltalake import CommitProperties, Transaction
 
     assert location.spec is not None
-    schema = location.spec.arrow_schema
-    tables = [t.select(schema.names).cast(schema) for t in staged if t.num_rows]
-    data = pa.concat_tables(tables) if tables else schema.empty_table()
+    tables = [location.spec.conform(t) for t in staged if t.num_rows]
+    data = pa.concat_tables(tables) if tables else location.spec.arrow_schema.empty_table()
     if data.num_rows:
         seen: set[tuple[Any, ...]] = set()
         first = []

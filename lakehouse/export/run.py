@@ -85,7 +85,9 @@ def run_export(
     restricted = open_zone(settings, "restricted")
     opted_out = governance.opted_out_patient_ids(settings)
     n_workers = workers or int(settings.section("export").get("workers", 2))
-    state, batches, resumed = _resume_or_plan(
+    unfinished = _resume(restricted, request.id, engine, opted_out)
+    resumed = unfinished is not None
+    state, batches = unfinished or _plan(
         settings, restricted, request, permission.manifest, user, engine, opted_out, n_workers
     )
     if on_plan:
@@ -153,17 +155,11 @@ def _tally(state: RunState, markers: list[dict[str, Any]]) -> None:
     state.bytes_written = sum(m["bytes_written"] for m in markers)
 
 
-def _resume_or_plan(
-    settings: Settings,
-    restricted: ObjectStore,
-    request: Any,
-    manifest: list[Any],
-    user: str,
-    engine: str,
-    opted_out: set[str],
-    workers: int,
-) -> tuple[RunState, list[list[dict[str, Any]]], bool]:
-    for previous in reversed(list_runs(restricted, request.id)):
+def _resume(
+    restricted: ObjectStore, request_id: str, engine: str, opted_out: set[str]
+) -> tuple[RunState, list[list[dict[str, Any]]]] | None:
+    """The request's unfinished run and its plan, or None when there is none to resume."""
+    for previous in reversed(list_runs(restricted, request_id)):
         if previous.status not in ACTIVE_STATUSES:
             break
         batches = json.loads(restricted.get(f"{run_prefix(previous.run_id)}/plan.json"))["batches"]
@@ -174,8 +170,8 @@ def _resume_or_plan(
             break
         previous.attempts += 1
         previous.engine = engine
-        return previous, batches, True
-    return (*_plan(settings, restricted, request, manifest, user, engine, opted_out, workers), False)
+        return previous, batches
+    return None
 
 
 def _plan(

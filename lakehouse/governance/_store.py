@@ -63,7 +63,7 @@ def append_serialized(
     for attempt in range(MAX_ATTEMPTS):
         table = snapshot(loc)
         rows, txn_version, result = build(table)
-        rows = rows.select(loc.spec.column_names).cast(loc.spec.arrow_schema)
+        rows = loc.spec.conform(rows)
         try:
             write_deltalake(
                 table,

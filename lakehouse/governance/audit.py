@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,26 +39,17 @@ def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(
-    *,
-    seq: int,
-    event_id: str,
-    at: datetime,
-    user: str,
-    action: str,
-    request_id: str | None,
-    details_json: str,
-    prev_hash: str,
-) -> str:
+def event_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of an event row's content and its ``prev_hash`` (every column but ``hash``)."""
     body = {
-        "seq": seq,
-        "event_id": event_id,
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "user": user,
-        "action": action,
-        "request_id": request_id,
-        "details": json.loads(details_json),
-        "prev_hash": prev_hash,
+        "seq": event["seq"],
+        "event_id": event["event_id"],
+        "at": event["at"].astimezone(UTC).isoformat(timespec="microseconds"),
+        "user": event["user"],
+        "action": event["action"],
+        "request_id": event["request_id"],
+        "details": json.loads(event["details_json"]),
+        "prev_hash": event["prev_hash"],
     }
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
@@ -90,28 +82,17 @@ def append_audit(
     def build(table: DeltaTable) -> tuple[pa.Table, int, None]:
         last = table.transaction_version(AUDIT_APP)
         seq = 0 if last is None else last + 1
-        prev_hash = GENESIS if last is None else _hash_at(table, loc, last)
-        event_id = uuid.uuid4().hex
         row = {
             "seq": seq,
-            "event_id": event_id,
+            "event_id": uuid.uuid4().hex,
             "at": at,
             "user": user,
             "action": action,
             "request_id": request_id,
             "details_json": details_json,
-            "prev_hash": prev_hash,
-            "hash": event_hash(
-                seq=seq,
-                event_id=event_id,
-                at=at,
-                user=user,
-                action=action,
-                request_id=request_id,
-                details_json=details_json,
-                prev_hash=prev_hash,
-            ),
+            "prev_hash": GENESIS if last is None else _hash_at(table, loc, last),
         }
+        row["hash"] = event_hash(row)
         return loc.spec.to_arrow([row]), seq, None  # type: ignore[union-attr]
 
     append_serialized(loc, AUDIT_APP, build)
@@ -146,10 +127,10 @@ class AuditVerification:
 def verify_audit(settings: Settings, *, expect_head: str | None = None) -> AuditVerification:
     """Recompute the chain in ``seq`` order and name the first broken link."""
     loc = location(settings, "audit")
-    table = loc.open()
+    table = loc.open()  # one snapshot: the recorded head and the rows come from the same version
     recorded = None if table is None else table.transaction_version(AUDIT_APP)
     try:
-        rows = loc.read().sort_by([("seq", "ascending")]).to_pylist()
+        rows = read(table, loc).sort_by([("seq", "ascending")]).to_pylist()
     except (OSError, pa.ArrowException, DeltaError) as exc:
         problem = f"audit table cannot be read ({type(exc).__name__}): data files altered or missing"
         return AuditVerification(False, 0, None, recorded, BrokenLink(0, None, problem))
@@ -179,16 +160,7 @@ def _first_broken(rows: list[dict[str, Any]]) -> BrokenLink | None:
         if row["prev_hash"] != prev:
             return BrokenLink(index, row["event_id"], "prev_hash does not match the previous event's hash")
         try:
-            recomputed = event_hash(
-                seq=row["seq"],
-                event_id=row["event_id"],
-                at=row["at"],
-                user=row["user"],
-                action=row["action"],
-                request_id=row["request_id"],
-                details_json=row["details_json"],
-                prev_hash=row["prev_hash"],
-            )
+            recomputed = event_hash(row)
         except (ValueError, TypeError):
             recomputed = ""
         if recomputed != row["hash"]:

@@ -70,6 +70,11 @@ class TableSpec:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def conform(self, table: pa.Table) -> pa.Table:
+        """``table``'s columns in this schema's order, cast to its types (extra columns dropped)."""
+        schema = self.arrow_schema
+        return table.select(schema.names).cast(schema)
+
     def to_arrow(self, rows: list[dict[str, Any]]) -> pa.Table:
         """Rows (dicts) → an Arrow table in this schema; missing keys become nulls."""
         return pa.Table.from_pylist(rows, schema=self.arrow_schema)

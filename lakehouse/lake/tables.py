@@ -126,19 +126,19 @@ class DeltaLocation:
         schema_mode: Literal["merge", "overwrite"] | None = None,
     ) -> bool:
         """Append rows in one commit. With ``app_id``/``version`` the append happens at most
-        once: returns False (and writes nothing) if that version was already committed."""
+        once: returns False (and writes nothing) if that version was already committed.
+        The check and the write use one snapshot of the log, read once."""
+        table = self.create() if self.spec is not None else self.open()
         if app_id is not None:
             assert version is not None
-            done = self.transaction_version(app_id)
+            done = None if table is None else table.transaction_version(app_id)
             if done is not None and done >= version:
                 return False
-        if self.spec is not None:
-            self.create()
-            if schema_mode is None and isinstance(data, pa.Table):
-                data = data.select(self.spec.column_names).cast(self.spec.arrow_schema)
+        if self.spec is not None and schema_mode is None and isinstance(data, pa.Table):
+            data = self.spec.conform(data)
         txns = [Transaction(app_id=app_id, version=version)] if app_id is not None and version is not None else None
         write_deltalake(
-            self.uri,
+            self.uri if table is None else table,
             data,
             mode="append",
             schema_mode=schema_mode,

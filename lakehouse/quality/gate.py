@@ -212,14 +212,17 @@ def _free_text_checks(
 def preload() -> threading.Thread:
     """Import Great Expectations in a background thread, so the first gate does not wait for
     it (the export driver starts this while its workers de-identify the first batches)."""
-
-    def load() -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        import great_expectations  # noqa: F401
-
-    thread = threading.Thread(target=load, name="gx-preload", daemon=True)
+    thread = threading.Thread(target=_great_expectations, name="gx-preload", daemon=True)
     thread.start()
     return thread
+
+
+def _great_expectations() -> Any:
+    """The ``great_expectations`` module, imported with its usage analytics off."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations
+
+    return great_expectations
 
 
 @cache
@@ -232,8 +235,7 @@ class _Runner:
     """One ephemeral GX context with a pandas datasource; one asset per table name."""
 
     def __init__(self) -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        import great_expectations as gx
+        gx = _great_expectations()
         from great_expectations.data_context.types.base import (
             DataContextConfig,
             InMemoryStoreBackendDefaults,

@@ -151,16 +151,7 @@ def test_full_rewrite_needs_a_witnessed_head(settings) -> None:  # type: ignore[
     prev = rows[1]["hash"]
     for row in rows[2:]:
         row["prev_hash"] = prev
-        row["hash"] = prev = event_hash(
-            seq=row["seq"],
-            event_id=row["event_id"],
-            at=row["at"],
-            user=row["user"],
-            action=row["action"],
-            request_id=row["request_id"],
-            details_json=row["details_json"],
-            prev_hash=row["prev_hash"],
-        )
+        row["hash"] = prev = event_hash(row)
     rewrite(settings, rows)
     assert governance.verify_audit(settings).ok  # a keyless chain cannot see this on its own
     result = governance.verify_audit(settings, expect_head=witnessed)
