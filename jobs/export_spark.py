@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     finally:
         spark.stop()
-    print(json.dumps(outcome.to_dict(), indent=2, default=str))
+    print(json.dumps(outcome.to_dict(), indent=2, sort_keys=True))
     return 0
 
 

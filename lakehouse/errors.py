@@ -8,7 +8,10 @@
     │       └── ObjectNotFound
     ├── DicomParseError            an object is not (readable) DICOM; carries a reason code
     ├── Refused                    a governed action is not allowed (role, state, policy)
+    ├── InvalidProjectName         a project name outside the one rule (also a ValueError)
     ├── LakeError                  Delta table problems
+    ├── ExportStageError           an export stage failed; names stage and batch (lakehouse.export.errors)
+    │   └── GateFailed             the quality gate withheld the commit
     └── DeidError                  de-identification setup (profile data, options, keys)
         └── InvalidDeidOption      unknown, conflicting or refused option (also a ValueError)
 
@@ -19,11 +22,15 @@ header values.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LakehouseError(Exception):
-    """Base of every error lakehouse raises on purpose."""
+    """Base of every error lakehouse raises on purpose. ``details`` (counts, ids, never PHI) goes
+    into the CLI's ``--json`` error object."""
 
     exit_code = 1
+    details: dict[str, Any] | None = None
 
 
 class ConfigError(LakehouseError):
@@ -59,6 +66,12 @@ class Refused(LakehouseError):
     """A governed action was refused; the message says why."""
 
     exit_code = 3
+
+
+class InvalidProjectName(LakehouseError, ValueError):
+    """A project name outside the rule of ``lakehouse.config.project.ProjectName``."""
+
+    exit_code = 2
 
 
 class LakeError(LakehouseError):

@@ -13,7 +13,8 @@ import pytest
 from pydicom import dcmread, dcmwrite
 from pydicom.data import get_testdata_file, get_testdata_files
 
-from lakehouse.catalog import catalog_location, catalog_stats, read_catalog, sync_catalog
+from lakehouse import lake
+from lakehouse.catalog import catalog_stats, read_catalog, sync_catalog
 from lakehouse.config import Settings, load_settings
 from lakehouse.synth import generate_archive, synthesize_archive
 
@@ -23,7 +24,7 @@ def _settings(root: Path, **env: str) -> Settings:
 
 
 def _polars(settings: Settings) -> pl.DataFrame:
-    return pl.read_delta(catalog_location(settings).uri)
+    return pl.read_delta(lake.table(settings, "catalog").uri)
 
 
 def _by_key(settings: Settings) -> dict[str, dict]:
@@ -54,7 +55,7 @@ def test_first_sync_catalogs_every_object_header_only(local_root: Path) -> None:
     assert cr["transfer_syntax_uid"] == "1.2.840.10008.1.2.5"  # RLE Lossless
     assert {r["modality"] for r in rows.values()} == {"CT", "SR", "KO", "MR", "CR", "OT", "US"}
     # Second reader: DuckDB over the Delta table's Arrow data.
-    arrow = catalog_location(settings).read()  # noqa: F841  (DuckDB finds it by name)
+    arrow = lake.table(settings, "catalog").read()  # noqa: F841  (DuckDB finds it by name)
     counts = duckdb.sql(
         "select modality, count(*) n from arrow group by modality order by modality"
     ).fetchall()
@@ -78,11 +79,11 @@ def test_second_sync_reads_nothing_then_sees_changes_and_deletions(local_root: P
     archive = settings.archive.local_path
     keys = synthesize_archive(archive, patients=2, seed=2)
     sync_catalog(settings)
-    version = catalog_location(settings).version()
+    version = lake.table(settings, "catalog").version()
 
     again = sync_catalog(settings)
     assert (again.read, again.unchanged, again.bytes_read, again.commits) == (0, len(keys), 0, 0)
-    assert catalog_location(settings).version() == version  # nothing committed
+    assert lake.table(settings, "catalog").version() == version  # nothing committed
 
     changed_key, deleted_key = keys[0], keys[1]
     ds = dcmread(archive / changed_key)

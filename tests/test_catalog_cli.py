@@ -29,11 +29,11 @@ def test_synth_sync_stats_round_trip(local_root: Path) -> None:
     text = runner.invoke(app, ["catalog", "sync", "--config", config, "--user", "olga"])
     assert text.exit_code == 0 and "25 unchanged" in text.output
 
+    from lakehouse import lake
     from lakehouse.config import load_settings
     from lakehouse.governance import verify_audit
-    from lakehouse.governance._store import location
 
-    audit = sorted(location(load_settings(config, env={}), "audit").read().to_pylist(), key=lambda e: e["seq"])
+    audit = sorted(lake.table(load_settings(config, env={}), "audit").read().to_pylist(), key=lambda e: e["seq"])
     assert [(e["action"], e["user"]) for e in audit][-1] == ("catalog.sync", "olga")
     assert len([e for e in audit if e["action"] == "catalog.sync"]) == 2
     assert verify_audit(load_settings(config, env={})).ok

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from lakehouse_testing import RequestLog, S3Server, write_s3_config
 
-from lakehouse.catalog import catalog_location, catalog_stats, sync_catalog
+from lakehouse import lake
+from lakehouse.catalog import catalog_stats, sync_catalog
 from lakehouse.config import load_settings
 from lakehouse.synth import generate_archive
 
@@ -65,7 +66,7 @@ def test_sync_sends_only_reads_to_the_archive_and_is_incremental(s3: S3Server, t
     assert first.read == first.added == len(sizes) and first.failed == 0
     assert s3.log.methods_for_bucket(archive) <= {"GET", "HEAD"}  # LIST is a GET on the bucket
     assert len(_object_gets(s3, archive)) == len(sizes)  # one ranged GET per object
-    frame = pl.read_delta(catalog_location(settings).uri)
+    frame = pl.read_delta(lake.table(settings, "catalog").uri)
     assert frame.height == len(sizes)
     assert set(frame["storage_class"]) == {"STANDARD"}
     assert frame["etag"].str.len_chars().min() == 32  # S3 ETags (MD5 hex), not mtimes
@@ -84,7 +85,7 @@ def test_large_objects_over_s3_read_at_most_the_header_range(s3: S3Server, tmp_p
     result = sync_catalog(settings)
     assert result.read == len(sizes) and result.failed == 0
     assert result.bytes_read < sum(sizes.values()) / 4
-    ct = pl.read_delta(catalog_location(settings).uri).filter(pl.col("modality") == "CT")
+    ct = pl.read_delta(lake.table(settings, "catalog").uri).filter(pl.col("modality") == "CT")
     assert ct.height == 3 and ct["header_bytes_read"].max() <= 65536 < ct["size"].min()
 
 
@@ -96,7 +97,7 @@ def test_catalog_table_itself_on_s3(s3: S3Server, tmp_path: Path) -> None:
     s3.log.clear()
     sync_catalog(settings)
     assert catalog_stats(settings)["objects"] == len(sizes)
-    assert catalog_location(settings).uri.startswith(f"s3://{restricted}/")
+    assert lake.table(settings, "catalog").uri.startswith(f"s3://{restricted}/")
     # The archive bucket saw reads only, the restricted bucket took the Delta writes.
     assert s3.log.methods_for_bucket(archive) <= {"GET", "HEAD"}
     assert "PUT" in s3.log.methods_for_bucket(restricted)

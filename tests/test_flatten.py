@@ -18,7 +18,7 @@ from lakehouse.config import ZoneSettings
 from lakehouse.errors import DicomParseError, LakeError
 from lakehouse.flatten import FlatRows, Provenance, flatten, promoted_columns, rows_to_tables
 from lakehouse.flatten.columns import COMPUTED_COLUMNS, promoted_from_spec
-from lakehouse.lake import Column, DeltaLocation, TableSpec, table_spec
+from lakehouse.lake import Column, Table, TableSpec, delta_storage_options, table_spec
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 PROVENANCE = Provenance("run-1", "req-1", "proj", "PS3.15-2026d basic", ("retain_long_modified_dates",))
@@ -236,9 +236,9 @@ def test_tables_written_to_delta_read_back_with_polars(tmp_path: Path) -> None:
     zone = ZoneSettings("research", str(tmp_path / "research"))
     tables = rows_to_tables(batch())
     for name, table in tables.items():
-        location = DeltaLocation(zone, f"proj/tables/{name}", table_spec(name))
-        assert location.append(table, app_id="run-1", version=1)
-        assert not location.append(table, app_id="run-1", version=1)  # at most once
+        location = Table(zone, table_spec(name), project="proj")
+        assert location.commit_once(table, app_id="run-1", version=1)
+        assert not location.commit_once(table, app_id="run-1", version=1)  # at most once
     instances = pl.read_delta(zone.join("proj/tables/instances")).sort("SOPInstanceUID")
     assert instances.to_arrow().cast(tables["instances"].schema).equals(tables["instances"])
     ct = instances.filter(pl.col("object_key") == "proj/objects/CT_small.dcm").row(0, named=True)
@@ -266,9 +266,9 @@ def test_tables_on_s3_read_back_with_polars(s3_server) -> None:  # type: ignore[
         secret_access_key="testing",
     )
     tables = rows_to_tables([flat("CT_small.dcm"), flat("test-SR.dcm")])
-    location = DeltaLocation(zone, "proj/tables/attributes", table_spec("attributes"))
+    location = Table(zone, table_spec("attributes"), project="proj")
     location.append(tables["attributes"], app_id="run-1", version=1)
-    back = pl.read_delta(zone.join("proj/tables/attributes"), storage_options=zone.storage_options())
+    back = pl.read_delta(zone.join("proj/tables/attributes"), storage_options=delta_storage_options(zone))
     assert back.height == tables["attributes"].num_rows
     assert set(back["SOPInstanceUID"].unique()) == set(
         tables["instances"].column("SOPInstanceUID").to_pylist()

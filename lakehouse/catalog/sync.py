@@ -5,6 +5,8 @@ catalog, read the headers of added and changed objects only (a thread pool of
 ranged GETs through the shared, throttled archive reader: ``catalog.workers``
 threads on S3, at most one per core on local folders), tombstone keys that
 disappeared, flag duplicate SOP Instance UIDs, and upsert the changed rows.
+A symbolic link a local archive does not follow gets a row with parse status
+``symlink`` and its reason code, and is never read.
 
 Commits are MERGEs by key, one per ``catalog.batch_size`` objects read and a
 last one for tombstones and duplicate flags. Every committed row is true of
@@ -27,11 +29,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse.catalog.table import catalog_location, upsert_rows
+from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.dicom.header import ERROR, Header, read_header
 from lakehouse.errors import LakehouseError, StorageError
-from lakehouse.storage import ObjectInfo, ObjectReader, open_archive
+from lakehouse.storage import LINK_REASONS, ObjectInfo, ObjectReader, open_archive
+
+SYMLINK = "symlink"  # parse status of a link the archive does not follow
 
 
 @dataclass
@@ -47,6 +51,7 @@ class SyncResult:
     failed: int = 0
     warnings: int = 0
     duplicates: int = 0
+    symlinks: int = 0  # new or changed links cataloged as such, not followed
     bytes_read: int = 0
     commits: int = 0
     seconds: float = 0.0
@@ -56,10 +61,11 @@ class SyncResult:
         return asdict(self)
 
     def summary_line(self) -> str:
+        links = f"{self.symlinks} symbolic links not followed, " if self.symlinks else ""
         return (
             f"{self.listed} listed, {self.read} read ({self.added} added, {self.changed} changed), "
             f"{self.unchanged} unchanged, {self.deleted} deleted, {self.failed} failed, "
-            f"{self.duplicates} duplicate objects, {self.bytes_read} bytes read in {self.seconds:.1f}s"
+            f"{self.duplicates} duplicate objects, {links}{self.bytes_read} bytes read in {self.seconds:.1f}s"
         )
 
 
@@ -77,16 +83,16 @@ class _Known:
 def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None = None) -> SyncResult:
     """Bring the catalog up to date with the archive; see the module docstring."""
     started = time.monotonic()
-    options = settings.section("catalog")
-    header_bytes = int(options.get("header_bytes", 65536))
-    max_header_bytes = int(options.get("max_header_bytes", 16 * 1024 * 1024))
-    workers = max(1, int(options.get("workers", 8)))
+    options = settings.catalog
+    header_bytes = options.header_bytes
+    max_header_bytes = options.max_header_bytes
+    workers = options.workers
     if not settings.archive.is_s3:
         # Local reads do not wait on a network, so threads beyond the cores only fight over the GIL.
         workers = min(workers, os.cpu_count() or 1)
-    batch_size = max(1, int(options.get("batch_size", 2000)))
+    batch_size = options.batch_size
 
-    location = catalog_location(settings)
+    location = lake.table(settings, "catalog")
     catalog = _Catalog(location.read())
     known = catalog.known
     archive = open_archive(settings)
@@ -122,6 +128,10 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
                 if isinstance(outcome, str):  # the object could not be read at all
                     result.failed += 1
                     reasons[outcome] += 1
+                    continue
+                if outcome.status == SYMLINK:
+                    result.symlinks += 1
+                    rows.append(_row(info, outcome))
                     continue
                 seen = known.get(info.key)
                 if seen is None or seen.deleted:
@@ -162,7 +172,10 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
 
 
 def _read(archive: ObjectReader, info: ObjectInfo, header_bytes: int, max_header_bytes: int) -> Header | str:
-    """The header of one object, or a reason code when the store would not give its bytes."""
+    """The header of one object, or a reason code when the store would not give its bytes.
+    A link that is not followed is not read: its header says why."""
+    if info.link is not None:
+        return Header(status=SYMLINK, reason=f"{info.link}: {LINK_REASONS[info.link]}")
     try:
         return read_header(
             lambda start, length: archive.get_range(info.key, start, length),
@@ -174,7 +187,9 @@ def _read(archive: ObjectReader, info: ObjectInfo, header_bytes: int, max_header
         return f"read_failed_{type(exc).__name__}"
 
 
-def _commit(location: Any, rows: list[dict[str, Any]], catalog: _Catalog, result: SyncResult, *, final: bool) -> None:
+def _commit(
+    location: lake.Table, rows: list[dict[str, Any]], catalog: _Catalog, result: SyncResult, *, final: bool
+) -> None:
     """Upsert ``rows`` plus any existing row whose duplicate flag they change."""
     changed = {row["key"] for row in rows}
     changed |= catalog.record(rows)
@@ -186,7 +201,9 @@ def _commit(location: Any, rows: list[dict[str, Any]], catalog: _Catalog, result
         row["duplicate_sop_instance"] = catalog.known[key].duplicate
         catalog.written[key] = row
         out.append(row)
-    upsert_rows(location, out, {"lakehouse.operation": "catalog_sync", "final": final, "rows": len(out)})
+    location.merge(
+        location.spec.to_arrow(out), metadata={"lakehouse.operation": "catalog_sync", "final": final, "rows": len(out)}
+    )
     result.commits += 1
 
 

@@ -1,4 +1,4 @@
-"""The catalog Delta table at ``<restricted>/catalog``: location, reads, upserts, stats."""
+"""Reads of the catalog Delta table (where it lives and how it is written: ``schemas/tables/catalog.json``)."""
 
 from __future__ import annotations
 
@@ -6,49 +6,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties
 
+from lakehouse import lake
 from lakehouse.config import Settings
-from lakehouse.lake import DeltaLocation, table_spec
-
-CATALOG_PATH = "catalog"
-
-
-def catalog_location(settings: Settings) -> DeltaLocation:
-    """The identified catalog; it lives only in the restricted zone."""
-    return DeltaLocation(settings.restricted, CATALOG_PATH, table_spec("catalog"))
 
 
 def read_catalog(settings: Settings, *, include_deleted: bool = False) -> pa.Table:
     """Current catalog rows (live objects only unless ``include_deleted``)."""
-    table = catalog_location(settings).read()
+    table = lake.table(settings, "catalog").read()
     if include_deleted or table.num_rows == 0:
         return table
     return table.filter(pc.invert(table["deleted"]))
-
-
-def upsert_rows(location: DeltaLocation, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> None:
-    """Insert or replace rows by ``key`` in one atomic Delta commit (a MERGE).
-
-    Replaying the same rows gives the same table, so a sync killed after some
-    commits and re-run converges to the same state."""
-    if not rows:
-        return
-    assert location.spec is not None
-    source = location.spec.to_arrow(rows)
-    table = location.create()
-    (
-        table.merge(
-            source,
-            predicate="t.key = s.key",
-            source_alias="s",
-            target_alias="t",
-            commit_properties=CommitProperties(custom_metadata={k: str(v) for k, v in metadata.items()}),
-        )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
 
 
 def catalog_stats(settings: Settings) -> dict[str, Any]:

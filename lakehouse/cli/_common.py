@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,15 +41,58 @@ def require_user(user: str | None) -> str:
     return user
 
 
+def timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC to the second, as text output shows times (``2026-05-01T12:00:00Z``)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain(value: Any) -> str:
+    """A value as people read it: no Python reprs, ISO 8601 dates, ``-`` for nothing."""
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for what json cannot encode itself: dates as ISO 8601, anything else as text."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
 def emit(data: Any, as_json: bool, text: str | Iterable[str] | None = None) -> None:
     """Print a result: JSON for scripts, or the given text lines for people."""
     if as_json:
-        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=_json_value))
         return
     if text is None:
-        text = [f"{k}: {v}" for k, v in data.items()] if isinstance(data, dict) else [str(data)]
+        text = [f"{k}: {plain(v)}" for k, v in data.items()] if isinstance(data, dict) else [plain(data)]
     for line in [text] if isinstance(text, str) else text:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def report_failure(message: str, code: str, as_json: bool, details: dict[str, Any] | None = None) -> None:
+    """A failure: one line on stderr and, with --json, one JSON object ``{"error", "code"}`` on stdout."""
+    if as_json:
+        error: dict[str, Any] = {"error": message, "code": code}
+        if details:
+            error["details"] = details
+        typer.echo(json.dumps(error, indent=2, sort_keys=True, default=_json_value))
+    typer.echo(f"lakehouse: {message}", err=True)
 
 
 @contextmanager

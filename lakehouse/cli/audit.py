@@ -33,6 +33,11 @@ def verify(
     if result.first_broken is not None:
         link = result.first_broken
         text = f"audit chain broken at event {link.index} ({link.event_id or 'n/a'}): {link.problem}"
-    emit(result.to_dict(), as_json, text)
-    if not result.ok:
-        raise AuditChainBroken(text)
+    if result.ok:
+        emit(result.to_dict(), as_json, text)
+        return
+    if not as_json:
+        emit(result.to_dict(), as_json, text)
+    broken = AuditChainBroken(text)
+    broken.details = result.to_dict()  # with --json, the one error object carries the verification
+    raise broken

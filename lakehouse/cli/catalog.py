@@ -17,13 +17,11 @@ def sync(config: ConfigOpt = None, user: UserOpt = None, as_json: JsonOpt = Fals
 
     Objects that cannot be parsed get a row with a reason code; the sync still exits 0.
     The sync is audited (counts only) as --user, or as the operating-system user."""
-    from lakehouse.catalog import sync_catalog
-    from lakehouse.governance import append_audit
+    from lakehouse.workflows import sync_catalog_audited
 
     settings = settings_from(config)
     with progress("cataloging", total=None, enabled=not as_json) as advance:
-        result = sync_catalog(settings, progress=advance)
-    append_audit(settings, user=user or getpass.getuser(), action="catalog.sync", details=result.to_dict())
+        result = sync_catalog_audited(settings, user=user or getpass.getuser(), progress=advance)
     lines = [f"catalog sync: {result.summary_line()}"]
     if result.failed:
         reasons = ", ".join(f"{code} {n}" for code, n in result.failure_reasons.items())

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lakehouse.cli._common import ConfigOpt, JsonOpt, emit, progress, settings_from
-from lakehouse.errors import ConfigError
-
-KEY_ENV = "LAKEHOUSE_DEID_KEY"
 
 
 def register(app: typer.Typer) -> None:
@@ -41,17 +37,10 @@ def deid(
     """
     from lakehouse.deid import DeidSettings, parse_options
     from lakehouse.deid.batch import deidentify_files, source_files, summarize
-    from lakehouse.deid.keys import load_project_key, parse_key
+    from lakehouse.export.keys import command_key
 
     options = parse_options(option or [])
-    if config is not None:
-        key = load_project_key(settings_from(config), project)
-    elif key_file is not None:
-        key = parse_key(key_file.read_text(), "--key-file")
-    elif os.environ.get(KEY_ENV):
-        key = parse_key(os.environ[KEY_ENV], KEY_ENV)
-    else:
-        raise ConfigError(f"no key: pass --config (project key in the restricted zone), --key-file, or set {KEY_ENV}")
+    key = command_key(settings_from(config) if config is not None else None, project, key_file)
     settings = DeidSettings(project=project, key=key, options=options)
     files = source_files(inputs)
     outcomes = []

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lakehouse import governance
-from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, require_user, settings_from
+from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, require_user, settings_from, timestamp
 
 app = typer.Typer(
     help="Opt-out registry: patients never frozen into a manifest and re-checked by every export. "
@@ -37,9 +37,7 @@ def list_(user: UserOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fal
     """List the registry (shows Patient IDs; admins only)."""
     entries = governance.list_optouts(settings_from(config), user=require_user(user))
     rows = [{"patient_id": o.patient_id, "reason": o.reason, "user": o.user, "at": o.at} for o in entries]
-    text = [f"{r['patient_id']}  {r['at']:%Y-%m-%d}  by {r['user']}: {r['reason']}" for r in rows] or [
-        "no opt-outs"
-    ]
+    text = [f"{o.patient_id}  {timestamp(o.at)}  by {o.user}: {o.reason}" for o in entries] or ["no opt-outs"]
     emit({"optouts": rows}, as_json, text)
 
 

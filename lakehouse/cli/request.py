@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from lakehouse import governance
-from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, require_user, settings_from
+from lakehouse.cli._common import (
+    ConfigOpt,
+    JsonOpt,
+    UserOpt,
+    emit,
+    plain,
+    require_user,
+    settings_from,
+    timestamp,
+)
 from lakehouse.governance.cohort import load_cohort_file
 
 app = typer.Typer(
@@ -43,8 +52,17 @@ def _decision_lines(req: governance.Request) -> list[str]:
     for d in req.decisions:
         extra = f" until {d.expires}" if d.expires else ""
         extra += f" ({d.reason})" if d.reason else ""
-        lines.append(f"    {d.seq}. {d.at:%Y-%m-%d %H:%M:%S}Z {d.action} by {d.user}{extra}")
+        lines.append(f"    {d.seq}. {timestamp(d.at)} {d.action} by {d.user}{extra}")
     return lines
+
+
+def _purpose_lines(req: governance.Request) -> list[str]:
+    """Purpose and cohort criteria; identifier criteria (Patient IDs, ...) only as counts."""
+    lines = [f"  purpose: {req.purpose}"]
+    criteria = req.to_dict()["cohort"]
+    if not criteria:
+        return [*lines, "  cohort: the whole catalog (no criteria)"]
+    return [*lines, "  cohort:", *(f"    {name}: {plain(value)}" for name, value in criteria.items())]
 
 
 @app.command()
@@ -120,7 +138,12 @@ def show(request_id: IdArg, user: UserOpt = None, config: ConfigOpt = None, as_j
     emit(
         {**req.to_dict(), "preview": preview.to_dict()},
         as_json,
-        [*_request_lines(req), *_decision_lines(req), f"  preview now: {preview.summary_line()}"],
+        [
+            *_request_lines(req),
+            *_purpose_lines(req),
+            *_decision_lines(req),
+            f"  preview now: {preview.summary_line()}",
+        ],
     )
 
 
@@ -177,18 +200,19 @@ def revoke_(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a request (admins, or one of its approvers); exports of it are refused from now on."""
-    settings = settings_from(config)
-    req = governance.revoke(settings, request_id, user=require_user(user), reason=reason)
-    if not purge:
-        _emit_decision(req, as_json)
-        return
-    from lakehouse.export import purge_request
+    from lakehouse.workflows import revoke_request
 
-    result = purge_request(settings, request_id, user=require_user(user))
+    revocation = revoke_request(
+        settings_from(config), request_id, user=require_user(user), reason=reason, purge=purge
+    )
+    if revocation.purge is None:
+        _emit_decision(revocation.request, as_json)
+        return
+    req, purged = revocation.request, revocation.purge
     emit(
-        {"id": req.id, "status": req.status, "purge": result.to_dict()},
+        revocation.to_dict(),
         as_json,
-        [f"{req.id}  {req.status}", f"purged {result.instances} instances and {result.objects} objects"],
+        [f"{req.id}  {req.status}", f"purged {purged.instances} instances and {purged.objects} objects"],
     )
 
 

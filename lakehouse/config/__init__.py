@@ -1,23 +1,39 @@
-"""Settings from ``lakehouse.toml`` plus ``LAKEHOUSE_<SECTION>_<KEY>`` env overrides."""
+"""Settings from ``lakehouse.toml`` plus ``LAKEHOUSE_<SECTION>_<KEY>`` env overrides,
+as one typed section per ``[section]``: ``settings.export.batch_size``,
+``settings.throttle.requests_per_second``, ``settings.roles.approvers``."""
 
-from lakehouse.config.settings import (
-    CONFIG_FILENAME,
-    DEFAULTS,
+from lakehouse.config.sections import (
+    EXPORT_ENGINES,
     ZONES,
-    Settings,
+    ArchiveSettings,
+    CatalogSettings,
+    DeidKeySettings,
+    ExportSettings,
+    PolicySettings,
+    RolesSettings,
+    S3Settings,
+    ThrottleSettings,
     ZoneSettings,
-    find_config,
-    init_root,
-    load_settings,
-    render_config,
 )
+from lakehouse.config.settings import CONFIG_FILENAME, Settings, find_config, load_settings
+from lakehouse.config.template import default_values, exposed_restricted_folder, init_root, render_config
 
 __all__ = [
     "CONFIG_FILENAME",
-    "DEFAULTS",
+    "EXPORT_ENGINES",
     "ZONES",
+    "ArchiveSettings",
+    "CatalogSettings",
+    "DeidKeySettings",
+    "ExportSettings",
+    "PolicySettings",
+    "RolesSettings",
+    "S3Settings",
     "Settings",
+    "ThrottleSettings",
     "ZoneSettings",
+    "default_values",
+    "exposed_restricted_folder",
     "find_config",
     "init_root",
     "load_settings",

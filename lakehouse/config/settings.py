@@ -1,10 +1,13 @@
-"""Typed settings.
+"""Loading settings.
 
-Precedence, lowest first: embedded ``DEFAULTS`` → ``lakehouse.toml`` → env vars.
+Precedence, lowest first: the section defaults (``sections.py``) → ``lakehouse.toml`` → env vars.
 Every key ``[section] key`` can be overridden by ``LAKEHOUSE_<SECTION>_<KEY>``
-(upper case), e.g. ``LAKEHOUSE_ARCHIVE_URI`` or ``LAKEHOUSE_THROTTLE_REQUESTS_PER_SECOND``.
-Env values are parsed as TOML values when they parse (numbers, booleans, lists),
-otherwise taken as strings.
+(upper case), e.g. ``LAKEHOUSE_ARCHIVE_URI`` or ``LAKEHOUSE_THROTTLE_REQUESTS_PER_SECOND``,
+unless its section is marked file-only.
+
+The file is checked, not trusted: an unknown section or key is refused with the nearest
+valid name, and a value of the wrong type or out of bounds is refused naming its key (or
+its env var). Either way the error is one line.
 
 Zone URIs are ``s3://bucket/prefix``, ``file:///abs/path`` or a plain path;
 relative paths resolve against the config file's folder.
@@ -12,163 +15,59 @@ relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
-import copy
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
+from lakehouse.config.sections import (
+    ZONES,
+    ArchiveSettings,
+    CatalogSettings,
+    DeidKeySettings,
+    ExportSettings,
+    PolicySettings,
+    RolesSettings,
+    S3Settings,
+    ThrottleSettings,
+    ZoneSettings,
+)
+from lakehouse.config.values import check_value, parse_env_value
 from lakehouse.errors import ConfigError
 
 CONFIG_FILENAME = "lakehouse.toml"
 CONFIG_ENV = "LAKEHOUSE_CONFIG"
-ZONES = ("archive", "restricted", "research", "datasets")
 
-# Settings shared by all S3 zones unless a zone section sets its own.
-_S3_KEYS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "profile")
-
-# Per-zone S3 settings default to "" = take the [s3] value.
-_ZONE_DEFAULTS = {key: "" for key in _S3_KEYS}
-
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "archive": {"uri": "archive", **_ZONE_DEFAULTS},
-    "restricted": {"uri": "restricted", **_ZONE_DEFAULTS},
-    "research": {"uri": "research", **_ZONE_DEFAULTS},
-    "datasets": {"uri": "datasets", **_ZONE_DEFAULTS},
-    "s3": {
-        "endpoint_url": "",
-        "region": "us-east-1",
-        "access_key_id": "",
-        "secret_access_key": "",
-        "profile": "",
-        "allow_http": False,
-        "conditional_put": "etag",
-    },
-    "throttle": {
-        # Caps on archive traffic, shared by all threads of a process (0 = no cap).
-        "requests_per_second": 200.0,
-        "bytes_per_second": 200_000_000,
-        "max_retries": 5,
-        "backoff_base_seconds": 0.2,
-        "backoff_max_seconds": 10.0,
-        "timeout_seconds": 30.0,
-        # Adaptive: a request slower than this, or a transient error, halves the rates;
-        # each fast success wins back a little, up to the caps above.
-        "adaptive": True,
-        "slow_request_seconds": 2.0,
-        "min_fraction": 0.05,
-    },
-    "catalog": {
-        "header_bytes": 65536,
-        "max_header_bytes": 16 * 1024 * 1024,
-        "workers": 8,
-        "batch_size": 2000,
-    },
-    "roles": {
-        "requesters": [],
-        "approvers": [],
-        "operators": [],
-        "admins": [],
-    },
-    "policy": {
-        "approvals_required": 1,
-        "max_validity_days": 365,
-    },
-    "deid": {
-        # Env var holding a project's key as hex (production); else restricted/keys/<project>.key.
-        "key_env": "LAKEHOUSE_DEID_KEY_{project}",
-    },
-    "export": {
-        "engine": "local",
-        "workers": 2,
-        "batch_size": 500,
-        # Delta vacuum retention after purges (hours); 0 removes purged files at once.
-        "vacuum_retention_hours": 0,
-    },
-}
-
-
-@dataclass(frozen=True)
-class ZoneSettings:
-    """Where one zone lives and how to reach it."""
-
-    name: str
-    uri: str
-    endpoint_url: str = ""
-    region: str = "us-east-1"
-    access_key_id: str = ""
-    secret_access_key: str = ""
-    profile: str = ""
-    allow_http: bool = False
-    conditional_put: str = "etag"
-
-    @property
-    def is_s3(self) -> bool:
-        return self.uri.startswith("s3://")
-
-    @property
-    def local_path(self) -> Path:
-        if self.is_s3:
-            raise ConfigError(f"zone {self.name} is on S3, not a local folder")
-        return Path(self.uri.removeprefix("file://"))
-
-    def join(self, *parts: str) -> str:
-        """URI of a location inside the zone (for Delta tables and the like)."""
-        base = self.uri.rstrip("/")
-        rest = "/".join(p.strip("/") for p in parts if p)
-        return f"{base}/{rest}" if rest else base
-
-    def storage_options(self) -> dict[str, str]:
-        """Options for deltalake / object_store (empty for local zones)."""
-        if not self.is_s3:
-            return {}
-        opts = {"AWS_REGION": self.region, "conditional_put": self.conditional_put}
-        if self.endpoint_url:
-            opts["AWS_ENDPOINT_URL"] = self.endpoint_url
-            if self.endpoint_url.startswith("http://") or self.allow_http:
-                opts["AWS_ALLOW_HTTP"] = "true"
-        if self.access_key_id:
-            opts["AWS_ACCESS_KEY_ID"] = self.access_key_id
-            opts["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key
-        if self.profile:
-            opts["AWS_PROFILE"] = self.profile
-        return opts
+# Sections taken from the file only: LAKEHOUSE_<SECTION>_<KEY> variables do not override them.
+FILE_ONLY_SECTIONS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """All settings; ``sections`` keeps every section (also ones later stages add)."""
+    """All settings, one typed section per ``[section]`` of the file."""
 
-    sections: Mapping[str, Mapping[str, Any]]
-    config_path: Path | None = None
-    zones: Mapping[str, ZoneSettings] = field(default_factory=dict)
-
-    def section(self, name: str) -> Mapping[str, Any]:
-        return self.sections.get(name, {})
+    archive: ArchiveSettings
+    restricted: ZoneSettings
+    research: ZoneSettings
+    datasets: ZoneSettings
+    s3: S3Settings = field(default_factory=S3Settings)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    roles: RolesSettings = field(default_factory=RolesSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    deid: DeidKeySettings = field(default_factory=DeidKeySettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    config_path: Path | None = field(default=None, metadata={"section": False})
 
     def zone(self, name: str) -> ZoneSettings:
-        try:
-            return self.zones[name]
-        except KeyError:
-            raise ConfigError(f"unknown zone {name!r}; zones are {', '.join(ZONES)}") from None
-
-    @property
-    def archive(self) -> ZoneSettings:
-        return self.zone("archive")
-
-    @property
-    def restricted(self) -> ZoneSettings:
-        return self.zone("restricted")
-
-    @property
-    def research(self) -> ZoneSettings:
-        return self.zone("research")
-
-    @property
-    def datasets(self) -> ZoneSettings:
-        return self.zone("datasets")
+        if name not in ZONES:
+            raise ConfigError(f"unknown zone {name!r}; zones are {', '.join(ZONES)}")
+        zone: ZoneSettings = getattr(self, name)
+        return zone
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -200,56 +99,81 @@ def load_settings(
         raise ConfigError(
             f"no {CONFIG_FILENAME} here; run `lakehouse init DIR`, pass --config, or set {CONFIG_ENV}"
         )
-    merged = copy.deepcopy(DEFAULTS)
+    given: dict[str, dict[str, Any]] = {name: {} for name in section_classes()}
     if config_path is not None:
-        try:
-            with open(config_path, "rb") as fh:
-                data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
-        _merge(merged, data)
-    _apply_env(merged, os.environ if env is None else env)
+        _read_file(config_path, given)
+    _read_env(os.environ if env is None else env, given)
     base = config_path.parent if config_path else Path.cwd()
-    zones = {name: _zone(name, merged, base) for name in ZONES}
-    return Settings(sections=merged, config_path=config_path, zones=zones)
+    s3 = S3Settings(**given["s3"])
+    values: dict[str, Any] = {
+        name: _zone(cls, name, given[name], s3, base) if name in ZONES else cls(**given[name])
+        for name, cls in section_classes().items()
+    }
+    return Settings(**values, config_path=config_path)
 
 
-def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+@cache
+def section_classes() -> dict[str, type]:
+    """Each ``[section]`` name and its dataclass, in the order of ``Settings``."""
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in fields(Settings) if f.metadata.get("section", True)}
+
+
+@cache
+def settable_keys(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
+    """The keys a section accepts in the file: name → (type, bounds)."""
+    hints = get_type_hints(cls)
+    keys: tuple[Field[Any], ...] = fields(cls)
+    return {f.name: (hints[f.name], f.metadata) for f in keys if f.metadata.get("from_file", True)}
+
+
+def _read_file(path: Path, given: dict[str, dict[str, Any]]) -> None:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    sections = section_classes()
     for section, values in data.items():
-        if isinstance(values, Mapping):
-            into.setdefault(section, {}).update(values)
-        else:
-            raise ConfigError(f"config: top-level key {section!r} must be a [section]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: key {section!r} must sit in a [section]{_home_hint(section)}")
+        if section not in sections:
+            raise ConfigError(f"{path}: unknown section [{section}]{_nearest(section, sections, '[{}]')}")
+        keys = settable_keys(sections[section])
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]{_nearest(key, keys, '{!r}')}")
+            kind, bounds = keys[key]
+            given[section][key] = check_value(value, kind, bounds, f"{path}: [{section}] {key}")
 
 
-def _apply_env(merged: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:
+def _read_env(env: Mapping[str, str], given: dict[str, dict[str, Any]]) -> None:
     """Override known settings only: other LAKEHOUSE_* variables (the user, project keys,
     test switches) are not settings and never enter the config."""
-    for name, raw in env.items():
-        if not name.startswith("LAKEHOUSE_"):
+    for section, cls in section_classes().items():
+        if section in FILE_ONLY_SECTIONS:
             continue
-        rest = name[len("LAKEHOUSE_") :].lower()
-        for section, values in merged.items():
-            key = rest[len(section) + 1 :] if rest.startswith(section + "_") else None
-            if key in values:
-                values[key] = _parse_env_value(raw, values[key])
-                break
+        for key, (kind, bounds) in settable_keys(cls).items():
+            name = f"LAKEHOUSE_{section}_{key}".upper()
+            if name in env:
+                given[section][key] = parse_env_value(env[name], kind, bounds, name)
 
 
-def _parse_env_value(raw: str, default: Any) -> Any:
-    if isinstance(default, str):
-        return raw
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        if isinstance(default, list):
-            return [item.strip() for item in raw.split(",") if item.strip()]
-        return raw
+def _nearest(name: str, valid: Mapping[str, Any], shape: str) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    if close:
+        return f"; did you mean {shape.format(close[0])}?"
+    return "; valid: " + ", ".join(shape.format(v) for v in valid)
 
 
-def _zone(name: str, merged: Mapping[str, Mapping[str, Any]], base: Path) -> ZoneSettings:
-    section = dict(merged.get(name, {}))
-    uri = str(section.get("uri", "")).strip()
+def _home_hint(key: str) -> str:
+    homes = [f"[{section}] {key}" for section, cls in section_classes().items() if key in settable_keys(cls)]
+    return f"; did you mean {' or '.join(homes)}?" if homes else ""
+
+
+def _zone(cls: type[ZoneSettings], name: str, given: Mapping[str, Any], s3: S3Settings, base: Path) -> ZoneSettings:
+    """A zone: its own keys over the shared [s3] ones ("" = shared), its uri resolved."""
+    uri = given.get("uri", name).strip()
     if not uri:
         raise ConfigError(f"[{name}] uri is empty")
     if not uri.startswith("s3://"):
@@ -257,71 +181,5 @@ def _zone(name: str, merged: Mapping[str, Mapping[str, Any]], base: Path) -> Zon
             raise ConfigError(f"[{name}] uri must be s3://bucket/prefix or a local path")
         path = Path(uri.removeprefix("file://")).expanduser()
         uri = str(path if path.is_absolute() else (base / path).resolve())
-    s3 = merged.get("s3", {})
-    values: dict[str, Any] = {k: section.get(k) or s3.get(k, "") for k in _S3_KEYS}
-    return ZoneSettings(
-        name=name,
-        uri=uri,
-        allow_http=bool(section.get("allow_http", s3.get("allow_http", False))),
-        conditional_put=str(section.get("conditional_put", s3.get("conditional_put", "etag"))),
-        **values,
-    )
-
-
-def render_config(values: Mapping[str, Mapping[str, Any]]) -> str:
-    """TOML text for a config file (flat sections of scalars and lists only)."""
-    lines: list[str] = []
-    for section, items in values.items():
-        lines.append(f"[{section}]")
-        for key, value in items.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def init_root(
-    directory: str | os.PathLike[str],
-    archive_uri: str | None = None,
-    roles: Mapping[str, list[str]] | None = None,
-) -> Path:
-    """Create DIR with the four zone folders and a ``lakehouse.toml`` of embedded defaults.
-
-    Returns the config path. An existing config is left as it is (init is idempotent).
-    """
-    root = Path(directory).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    config_path = root / CONFIG_FILENAME
-    for zone in ZONES:
-        if zone == "archive" and archive_uri:
-            continue
-        (root / zone).mkdir(exist_ok=True)
-    if config_path.exists():
-        return config_path
-    values: dict[str, dict[str, Any]] = {
-        "archive": {"uri": archive_uri or "archive"},
-        "restricted": {"uri": "restricted"},
-        "research": {"uri": "research"},
-        "datasets": {"uri": "datasets"},
-    }
-    for section in ("throttle", "catalog", "roles", "policy", "export"):
-        values[section] = dict(DEFAULTS[section])
-    values["roles"].update(roles or {})
-    header = (
-        "# lakehouse settings. Every key can be overridden by LAKEHOUSE_<SECTION>_<KEY>.\n"
-        "# Zone URIs: a folder (relative to this file), file:///abs/path or s3://bucket/prefix.\n"
-        "# S3 zones take endpoint_url, region, access_key_id, secret_access_key, profile\n"
-        "# in their own section or in a shared [s3] section.\n\n"
-    )
-    config_path.write_text(header + render_config(values))
-    return config_path
+    own = {key: value for key, value in given.items() if key != "uri" and value != ""}
+    return cls(name=name, uri=uri, **{**asdict(s3), **own})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.deid.engine import DeidSettings, deidentify
+from lakehouse.dicom.uid import is_uid
 from lakehouse.errors import DeidError
 
 
@@ -51,11 +52,15 @@ def deidentify_files(files: list[Path], out_dir: Path, settings: DeidSettings) -
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(files, start=1):
         result = deidentify(path.read_bytes(), settings)
-        output = None
+        outcome, reason, output = result.outcome, result.reason, None
         if result.outcome == "deidentified" and result.dataset is not None and result.data is not None:
-            output = f"{result.dataset.SOPInstanceUID}.dcm"
-            (out_dir / output).write_bytes(result.data)
-        yield ObjectOutcome(index, result.outcome, result.reason, result.tag_path, output,
+            uid = str(result.dataset.get("SOPInstanceUID", ""))
+            if is_uid(uid):  # the name comes from the object (kept as is by retain-uids): checked
+                output = f"{uid}.dcm"
+                (out_dir / output).write_bytes(result.data)
+            else:
+                outcome, reason = "quarantined", "bad_uid"
+        yield ObjectOutcome(index, outcome, reason, result.tag_path, output,
                             dict(result.report.get("actions", {})))
 
 

@@ -20,12 +20,11 @@ were written by the source and are free text.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lakehouse.deid.options import SCHEMAS_DIR
+from lakehouse import resources
 
 VOCABULARY_FILE = "clean_vocabulary.json"
 CODING_SCHEMES_FILE = "coding_schemes.json"
@@ -51,8 +50,8 @@ class Vocabulary:
 @lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
     """The allowlist and the standard coding schemes (loaded once per process)."""
-    data = json.loads((SCHEMAS_DIR / VOCABULARY_FILE).read_text())
-    schemes = json.loads((SCHEMAS_DIR / CODING_SCHEMES_FILE).read_text())
+    data = resources.read_json("deid", VOCABULARY_FILE)
+    schemes = resources.read_json("deid", CODING_SCHEMES_FILE)
     words = frozenset(w.casefold() for group in data["words"].values() for w in group)
     units = "|".join(re.escape(u.casefold()) for u in sorted(data["units"], key=lambda u: (-len(u), u)))
     number = rf"[+-]?\d{{1,3}}(?:[.,]\d{{1,3}})?(?:{units})?"

@@ -16,12 +16,12 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from lakehouse.deid import header
-from lakehouse.deid.encode import write_part10
-from lakehouse.deid.meta import rebuild_file_meta, record_method, transfer_syntax_of
+from lakehouse.deid.actions import ProfileActions, date_mode
 from lakehouse.deid.options import option_columns
 from lakehouse.deid.profile import resolved_profile
 from lakehouse.deid.pseudonyms import date_offset_days, pseudonymize_id
+from lakehouse.deid.record import record_method
+from lakehouse.dicom.part10 import rebuild_file_meta, transfer_syntax_of, write_part10
 
 Outcome = Literal["deidentified", "quarantined"]
 
@@ -89,23 +89,23 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
     options = settings.options
     profile = resolved_profile(option_columns(options))
     pseudo_patient = pseudonymize_id(_patient_identity(ds), settings.key, "patient")
-    date_mode = header.date_mode(options)
-    walker = header.HeaderWalker(
+    dates = date_mode(options)
+    actions = ProfileActions(
         profile=profile,
         key=settings.key,
         options=options,
-        date_offset=date_offset_days(pseudo_patient, settings.key) if date_mode == "modified" else 0,
+        date_offset=date_offset_days(pseudo_patient, settings.key) if dates == "modified" else 0,
     )
     source_ts = transfer_syntax_of(ds)
-    walker.walk(ds)
-    scanner = walker.finish()
-    record_method(ds, options, profile.edition, date_mode)
-    report.update(profile_edition=profile.edition, actions=dict(sorted(walker.counts.items())))
+    actions.walk(ds)
+    scanner = actions.finish()
+    record_method(ds, options, profile.edition, dates)
+    report.update(profile_edition=profile.edition, actions=dict(sorted(actions.counts.items())))
     common: dict[str, Any] = {
         "report": report,
-        "uid_map": dict(walker.uid_map),
+        "uid_map": dict(actions.uid_map),
         "pseudo_patient_id": pseudo_patient,
-        "source_identifiers": walker.identifiers.strings(),
+        "source_identifiers": actions.identifiers.strings(),
     }
     hit = scanner.first_hit(ds)
     if hit is not None:

@@ -4,9 +4,10 @@ Uses ``rapidocr`` on ``onnxruntime``; both wheels ship their models, so nothing 
 at run time. Imported lazily: the default (no OCR) path never loads them. Scanner screens
 keep harmless technical text (probe, gain, depth), so "no text at all" would reject every
 ultrasound; the check is instead: no recognised text contains one of the object's own
-identifiers (name components, IDs, accession, institution, dates in the usual on-screen
-forms) or an identifier-like pattern (a full date, a run of 7+ digits). Findings are reported
-as counts and kinds, never as the text read.
+identifiers (the values of the attributes ``schemas/deid/identifying_attributes.json`` lists
+for the ``pixels`` check: name components, IDs, addresses, institution and station, dates in
+the usual on-screen forms) or an identifier-like pattern (a full date, a run of 7+ digits).
+Findings are reported as counts and kinds, never as the text read.
 """
 
 from __future__ import annotations
@@ -21,31 +22,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from lakehouse.deid.identifying import checked_by, parts
 from lakehouse.errors import PixelCleaningError
 
 __all__ = ["available", "header_identifiers", "read_text", "verify_no_identifying_text"]
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_NAME_KEYWORDS = (
-    "PatientName",
-    "ReferringPhysicianName",
-    "PerformingPhysicianName",
-    "OperatorsName",
-    "PhysiciansOfRecord",
-    "NameOfPhysiciansReadingStudy",
-    "PatientBirthName",
-    "PatientMotherBirthName",
-)
-_ID_KEYWORDS = (
-    "PatientID",
-    "OtherPatientIDs",
-    "AccessionNumber",
-    "StudyID",
-    "DeviceSerialNumber",
-    "InstitutionName",
-    "StationName",
-)
-_DATE_KEYWORDS = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 _PATTERNS = {
     "date": re.compile(
         r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[- ]?(?:" + "|".join(_MONTHS) + r")[- ]?\d{2,4}\b"
@@ -93,17 +75,13 @@ def read_text(frame: np.ndarray) -> list[str]:
 
 def header_identifiers(ds: Dataset) -> set[str]:
     """The object's own identifiers, normalised to upper-case letters and digits, as they
-    may appear on screen (each name component; IDs; dates as YYYYMMDD, MMDDYYYY, DDMMYYYY,
-    unpadded M/D/YYYY and D-MON-YYYY)."""
+    may appear on screen (each name component and address part; IDs, institution and station
+    whole; dates as YYYYMMDD, MMDDYYYY, DDMMYYYY, unpadded M/D/YYYY and D-MON-YYYY)."""
     found: set[str] = set()
-    for keyword in _NAME_KEYWORDS:
-        for name in _values(ds.get(keyword)):
-            found.update(part for part in re.split(r"[\^= ,]+", name) if len(_squash(part)) >= 3)
-    for keyword in _ID_KEYWORDS:
-        found.update(_values(ds.get(keyword)))
-    for keyword in _DATE_KEYWORDS:
-        for value in _values(ds.get(keyword)):
-            found.update(_date_forms(value))
+    for tag, kind in checked_by("pixels").items():
+        elem = ds.get(tag)
+        for value in _values(elem.value if elem is not None else None):
+            found.update(_date_forms(value) if kind == "date" else parts(kind, value))
     return {s for s in (_squash(v) for v in found) if len(s) >= 3}
 
 

@@ -1,20 +1,20 @@
 """The de-identification options of PS3.15 Annex E, as data from ``schemas/deid/options.json``.
 
 Option names are kebab-case (``retain-uids``); each maps to its CID 7050 code and to its
-column in the profile table. ``parse_options`` validates a request's option names.
+column in the profile table. ``parse_options`` is the one validation of option names: the
+governance calls it when a request is submitted, the export and ``lakehouse deid`` when they
+run, so a request that passes submit is never refused later for its options.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
+from lakehouse import resources
 from lakehouse.errors import InvalidDeidOption
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas" / "deid"
 PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
 
@@ -35,7 +35,7 @@ class OptionCatalog:
 
 @lru_cache(maxsize=1)
 def option_catalog() -> OptionCatalog:
-    data = json.loads((SCHEMAS_DIR / "options.json").read_text())
+    data = resources.read_json("deid", "options.json")
     options = {
         o["name"]: OptionSpec(o["name"], o["code"], o["meaning"], o.get("column"))
         for o in data["options"]
@@ -45,19 +45,22 @@ def option_catalog() -> OptionCatalog:
 
 
 def parse_options(names: Iterable[str]) -> frozenset[str]:
-    """Validate option names; unknown, refused or conflicting names raise InvalidDeidOption."""
+    """Validate option names (blank ones are ignored, repeats count once); unknown, refused or
+    mutually exclusive names raise InvalidDeidOption with a one-line reason."""
     catalog = option_catalog()
     chosen = frozenset(n.strip() for n in names if n and n.strip())
     unknown = sorted(chosen - catalog.options.keys())
     if unknown:
-        known = ", ".join(sorted(catalog.options))
-        raise InvalidDeidOption(f"unknown de-identification option(s) {', '.join(unknown)}; known: {known}")
+        known = ", ".join(sorted(catalog.options.keys() - catalog.refused.keys()))
+        listed = ", ".join(repr(n[:64]) for n in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise InvalidDeidOption(f"unknown de-identification option{plural} {listed}; known: {known}")
     for name in sorted(chosen & catalog.refused.keys()):
-        raise InvalidDeidOption(f"option {name} is refused: {catalog.refused[name]}")
+        raise InvalidDeidOption(f"de-identification option {name} is refused: {catalog.refused[name]}")
     for group in catalog.mutually_exclusive:
         clash = sorted(chosen & group)
         if len(clash) > 1:
-            raise InvalidDeidOption(f"options {' and '.join(clash)} exclude each other; choose one")
+            raise InvalidDeidOption(f"options {' and '.join(clash)} are mutually exclusive; choose one")
     return chosen
 
 

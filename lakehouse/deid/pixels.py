@@ -36,6 +36,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from lakehouse import resources
 from lakehouse.errors import ConfigError, PixelCleaningError
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "mask_rectangles",
 ]
 
-DEFAULT_MASK_RULES = Path(__file__).resolve().parents[2] / "schemas" / "deid" / "masks.json"
+DEFAULT_MASK_RULES = resources.schema_file("deid", "masks.json")
 
 #: Modalities whose images commonly carry burned-in text: the issue's list (US, SC, XA, ES, OT)
 #: plus XC (external-camera photographs of labelled specimens/screens) and DOC (documents).
@@ -150,16 +151,18 @@ class MaskRule:
 
 def load_mask_rules(path: str | Path | None = None) -> tuple[MaskRule, ...]:
     """The rules of a masks.json file, validated; raises ConfigError naming the bad rule."""
-    return _load_mask_rules(str(Path(path or DEFAULT_MASK_RULES).resolve()))
+    return _load_mask_rules(str(Path(path).resolve()) if path else None)
 
 
 @lru_cache(maxsize=8)
-def _load_mask_rules(path: str) -> tuple[MaskRule, ...]:
+def _load_mask_rules(path: str | None) -> tuple[MaskRule, ...]:
+    """``path``: a masks.json file, or None for the packaged schemas/deid/masks.json."""
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_text() if path else DEFAULT_MASK_RULES.read_text())
         raw_rules = doc["rules"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"mask rules file unreadable ({type(exc).__name__}): {path}") from None
+        where = path or "schemas/deid/masks.json"
+        raise ConfigError(f"mask rules file unreadable ({type(exc).__name__}): {where}") from None
     rules, seen = [], set()
     for index, raw in enumerate(raw_rules):
         rule = _parse_rule(raw, index)

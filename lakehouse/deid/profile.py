@@ -21,13 +21,12 @@ Action codes: D dummy, Z empty, X remove, K keep, C clean, U replace UID, and ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lakehouse.deid.options import SCHEMAS_DIR
+from lakehouse import resources
 
 PROFILE_FILE = "ps315_2026d.json"
 ACTION_CODES = frozenset({"D", "Z", "X", "K", "C", "U"})
@@ -62,8 +61,8 @@ class Profile:
 @lru_cache(maxsize=1)
 def load_profile() -> Profile:
     """The vendored profile table (loaded once per process)."""
-    data = json.loads((SCHEMAS_DIR / PROFILE_FILE).read_text())
-    choices = json.loads((SCHEMAS_DIR / "combined_choices.json").read_text())["choices"]
+    data = resources.read_json("deid", PROFILE_FILE)
+    choices = resources.read_json("deid", "combined_choices.json")["choices"]
     rules: dict[int, Rule] = {}
     patterns: dict[str, Rule] = {}
     for row in data["rules"]:

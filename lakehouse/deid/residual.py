@@ -23,18 +23,15 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from pydicom.charset import default_encoding
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+
+from lakehouse.deid.identifying import parts
+from lakehouse.dicom.elements import text_values
 
 # Values we write ourselves; a source whose name is "Anonymized" must not flag our dummies.
 STOPWORDS = frozenset({"ANONYMIZED", "ANONYMOUS", "REMOVED", "UNKNOWN", "NONE", "NULL", "N/A"})
 MIN_LENGTH = 3
 
-NAME_SPLIT = re.compile(r"[\^=\s,]+")
-ADDRESS_SPLIT = re.compile(r"[\^,;\r\n]+")
 # Identifier-like patterns, looked for in free text only.
 PATTERNS = re.compile(
     r"[\w.+-]+@[\w-]+\.[\w.-]+"  # e-mail
@@ -45,7 +42,8 @@ PATTERNS = re.compile(
 FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
 SCANNED_VRS = FREE_TEXT_VRS | {"AE", "CS", "UR"}
 DATE_VRS = frozenset({"DA", "DT"})
-TEXT_VALUE_VRS = SCANNED_VRS | DATE_VRS | {"UI"}  # VRs whose values the scan reads as text
+# VRs whose values the scan reads as text; UN values are read as Latin-1 bytes.
+TEXT_VALUE_VRS = SCANNED_VRS | DATE_VRS | {"UI", "UN"}
 DATE_SPLIT = re.compile(r"[\\-]")
 # What the identifier regex treats as a word character (IGNORECASE adds a few non-ASCII ones).
 BOUNDARY = re.compile("[A-Za-z0-9]", re.IGNORECASE)
@@ -57,11 +55,6 @@ WORD_RUN = re.compile("[A-Za-z0-9\u0130\u0131\u017f\u212a]+")
 WORD_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 DIGIT_DOT_RUN = re.compile(r"[0-9.]+")
 DOT = re.compile(r"\.")
-SPECIFIC_CHARACTER_SET = 0x00080005
-# Scanned from raw bytes (``_raw_text``): always default-encoded, or in the dataset's charset.
-ASCII_SCANNED_VRS = frozenset({"AE", "CS", "DA", "DT", "UI", "UR"})
-CHARSET_SCANNED_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
-SINGLE_BYTE_CODECS = frozenset({"iso8859", "latin_1"})  # pydicom's names for ISO_IR 100 / none
 
 
 @dataclass
@@ -74,14 +67,14 @@ class Identifiers:
     uids: set[str] = field(default_factory=set)
 
     def add_name(self, value: str) -> None:
-        for part in NAME_SPLIT.split(value):
+        for part in parts("name", value):
             self._add(self.names, part)
 
     def add_id(self, value: str) -> None:
         self._add(self.ids, value)
 
     def add_address(self, value: str) -> None:
-        for part in ADDRESS_SPLIT.split(value):
+        for part in parts("address", value):
             self._add(self.ids, part)
 
     def add_date(self, value: str) -> None:
@@ -234,104 +227,7 @@ class Scanner:
         Depth first in the dataset's element order. Values still in raw form are decoded
         for the check only and stay raw, so the writer copies them byte for byte.
         """
-        return self._first_hit(ds, "")
-
-    def _first_hit(self, ds: Dataset, prefix: str) -> str | None:
-        for tag, elem in list(ds._dict.items()):
-            vr = elem.VR
-            if not vr or (elem.is_raw and elem.value is None):
-                vr = element_vr(ds, tag)  # no VR, or a deferred read: the slow, exact way
-            if vr == "SQ":
-                for i, item in enumerate(ds[tag].value or []):
-                    hit = self._first_hit(item, f"{prefix}{_tag_text(tag)}[{i}].")
-                    if hit is not None:
-                        return hit
-            elif vr in TEXT_VALUE_VRS:
-                text = _value_text(ds, tag)
-                if text is not None and self.hit(vr, text):
-                    return prefix + _tag_text(tag)
-            elif vr == "UN":
-                value = ds.get_item(tag).value
-                if isinstance(value, bytes) and value and self.hit("UN", value.decode("latin-1")):
-                    return prefix + _tag_text(tag)
+        for path, vr, text in text_values(ds, TEXT_VALUE_VRS):
+            if self.hit(vr, text):
+                return path
         return None
-
-
-def element_vr(ds: Dataset, tag: int) -> str:
-    raw = ds.get_item(tag)
-    vr = raw.VR if raw is not None else None
-    if vr:
-        return str(vr)
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
-
-
-def fast_element_vr(ds: Dataset, tag: int) -> str:
-    """``element_vr`` without ``Tag()`` and ``get_item`` for elements already in memory."""
-    elem = ds._dict.get(tag)  # type: ignore[call-overload]  # BaseTag is an int: same hash and equality
-    if elem is not None and elem.VR and not (elem.is_raw and elem.value is None):
-        return str(elem.VR)
-    return element_vr(ds, tag)
-
-
-def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def _value_text(ds: Dataset, tag: int) -> str | None:
-    """The value as the scan sees it (``\\``-joined), or None when empty.
-
-    A raw element is converted exactly as ``Dataset.__getitem__`` would, but the result is
-    not stored in the dataset.
-    """
-    elem = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int
-    if isinstance(elem, RawDataElement):
-        text = _raw_text(ds, tag, elem)
-        if text is not None:
-            return text or None
-        if elem.value is None and elem.length != 0:
-            elem = ds[tag]  # deferred read: let pydicom fetch and convert it
-        else:
-            charset = (
-                ds.original_character_set or ds._character_set
-                if tag != SPECIFIC_CHARACTER_SET
-                else default_encoding
-            )
-            elem = convert_raw_data_element(elem, encoding=charset, ds=ds)
-    value = elem.value
-    if value is None or value == "":
-        return None
-    if isinstance(value, list | tuple | MultiValue):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def _raw_text(ds: Dataset, tag: int, elem: RawDataElement) -> str | None:
-    """A raw value's text without pydicom's conversion, where that gives the same hits.
-
-    pydicom decodes these VRs with the default encoding or a single ASCII-compatible
-    character set and strips trailing spaces/NULs from each value. Those are never part
-    of an identifier (they are stripped) nor word characters (the boundaries), so the scan
-    finds the same identifiers in the undecoded text. Returns "" for a blank value, None
-    when pydicom must convert (deferred value, other VRs or character sets, undecodable).
-    """
-    value, vr = elem.value, elem.VR
-    if not isinstance(value, bytes) or not vr or b"\x1b" in value:  # ESC: pydicom decodes ISO 2022
-        return None
-    if vr in ASCII_SCANNED_VRS:
-        codec = default_encoding
-    elif vr in CHARSET_SCANNED_VRS:
-        charset = ds.original_character_set or ds._character_set
-        codecs = [charset] if isinstance(charset, str) else list(charset)
-        if len(codecs) != 1 or codecs[0] not in SINGLE_BYTE_CODECS:
-            return None
-        codec = codecs[0]
-    else:
-        return None
-    try:
-        text = value.decode(codec)
-    except UnicodeDecodeError:
-        return None
-    return text if text.rstrip(" \x00") else ""

@@ -1,7 +1,8 @@
 """Where batches run: a local process pool (default, no JVM) or Spark tasks.
 
 Both call ``worker.process_batch`` on the same ``BatchTask`` values, so both
-produce the same objects and rows; only the driver commits.
+produce the same objects and rows; only the driver commits. Each batch's result
+(its summary, or the stage where it failed) goes to ``on_done`` as it lands.
 """
 
 from __future__ import annotations
@@ -9,30 +10,31 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
-from lakehouse.config import Settings
+from lakehouse.config import EXPORT_ENGINES, Settings
 from lakehouse.errors import ConfigError
-from lakehouse.export.worker import BatchTask, process_batch
+from lakehouse.export.errors import StageFailure, reason_of
+from lakehouse.export.worker import BatchResult, BatchTask, process_batch
 
-ENGINES = ("local", "spark")
+ENGINES = EXPORT_ENGINES
 PRELOAD = ["lakehouse.export.worker", "pydicom", "pyarrow.parquet"]
 
 
 def share_throttle(settings: Settings, workers: int) -> Settings:
     """Settings whose archive caps are split between ``workers`` processes,
     so the whole run stays inside the configured requests/s and bytes/s."""
-    throttle = dict(settings.section("throttle"))
-    for key in ("requests_per_second", "bytes_per_second"):
-        if throttle.get(key):
-            throttle[key] = float(throttle[key]) / max(1, workers)
-    return replace(settings, sections={**settings.sections, "throttle": throttle})
+    caps = settings.throttle
+    share = max(1, workers)
+    throttle = replace(
+        caps, requests_per_second=caps.requests_per_second / share, bytes_per_second=caps.bytes_per_second / share
+    )
+    return replace(settings, throttle=throttle)
 
 
-def run_local(
-    tasks: Sequence[BatchTask], workers: int, on_done: Callable[[dict[str, Any]], None]
-) -> None:
+def run_local(tasks: Sequence[BatchTask], workers: int, on_done: Callable[[BatchResult], None]) -> None:
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
             on_done(process_batch(task))
@@ -42,20 +44,22 @@ def run_local(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(process_batch, task) for task in tasks]
+        futures = {pool.submit(process_batch, task): task for task in tasks}
         for future in as_completed(futures):
-            on_done(future.result())
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:  # a worker process died (e.g. out of memory)
+                result = StageFailure("execute", futures[future].name, reason_of(exc))
+            on_done(result)
 
 
-def run_spark(
-    tasks: Sequence[BatchTask], spark: Any, on_done: Callable[[dict[str, Any]], None]
-) -> None:
+def run_spark(tasks: Sequence[BatchTask], spark: Any, on_done: Callable[[BatchResult], None]) -> None:
     """One Spark task per batch; workers read, de-identify and stage; results come back small."""
     if not tasks:
         return
     rdd = spark.sparkContext.parallelize(list(tasks), numSlices=len(tasks))
-    for summary in rdd.map(process_batch).toLocalIterator():
-        on_done(summary)
+    for result in rdd.map(process_batch).toLocalIterator():
+        on_done(result)
 
 
 def get_spark(app_name: str = "lakehouse-export") -> Any:

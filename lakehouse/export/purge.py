@@ -1,8 +1,8 @@
 """Removing exported data: a patient's opt-out, or a revoked request's outputs.
 
-Rows go with Delta deletes (one commit per table), objects are deleted, then the
-tables are vacuumed per ``[export] vacuum_retention_hours`` so the deleted rows'
-files are gone from storage too, not only from the current version. The lineage
+Rows go with the lake's ``delete_where`` (one commit per table, then a vacuum per
+``[export] vacuum_retention_hours`` so the deleted rows' files are gone from storage
+too, not only from the current version), and objects are deleted. The lineage
 rows that pointed at the purged outputs are deleted last, so an interrupted
 purge can simply be run again.
 """
@@ -13,10 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse import governance
+from lakehouse import governance, lake
 from lakehouse.config import Settings
-from lakehouse.export.commit import research_location, restricted_location
-from lakehouse.lake import DeltaLocation
 from lakehouse.storage import open_zone
 
 
@@ -36,24 +34,8 @@ class PurgeResult:
         }
 
 
-def _in_list(column: str, values: set[str]) -> str:
-    # Values are pseudonymous UIDs (digits and dots) or our own keys: quoted defensively anyway.
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
-    return f"{column} IN ({quoted})"
-
-
-def _delete(location: DeltaLocation, predicate: str, retention_hours: int) -> int:
-    table = location.open()
-    if table is None:
-        return 0
-    metrics = table.delete(predicate)
-    table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
-    return int(metrics.get("num_deleted_rows", 0) or 0)
-
-
 def _purge_lineage_rows(settings: Settings, rows: list[dict[str, Any]]) -> PurgeResult:
     result = PurgeResult()
-    retention = int(settings.section("export").get("vacuum_retention_hours", 0))
     research = open_zone(settings, "research")
     by_project: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -61,10 +43,11 @@ def _purge_lineage_rows(settings: Settings, rows: list[dict[str, Any]]) -> Purge
     deleted: dict[str, int] = defaultdict(int)
     for project, project_rows in sorted(by_project.items()):
         sops = {r["sop_instance_uid"] for r in project_rows}
-        for table in ("instances", "attributes"):
-            deleted[table] += _delete(research_location(settings, project, table), _in_list("SOPInstanceUID", sops), retention)
+        for name in ("instances", "attributes"):
+            table = lake.table(settings, name, project=project)
+            deleted[name] += table.delete_where(lake.in_list("SOPInstanceUID", sops))
         # Studies and series go when no remaining instance refers to them.
-        remaining = research_location(settings, project, "instances").read(
+        remaining = lake.table(settings, "instances", project=project).read(
             columns=["StudyInstanceUID", "SeriesInstanceUID"]
         )
         live_series = set(remaining.column("SeriesInstanceUID").to_pylist())
@@ -72,9 +55,11 @@ def _purge_lineage_rows(settings: Settings, rows: list[dict[str, Any]]) -> Purge
         gone_series = {r["series_instance_uid"] for r in project_rows} - live_series
         gone_studies = {r["study_instance_uid"] for r in project_rows} - live_studies
         if gone_series:
-            deleted["series"] += _delete(research_location(settings, project, "series"), _in_list("SeriesInstanceUID", gone_series), retention)
+            series = lake.table(settings, "series", project=project)
+            deleted["series"] += series.delete_where(lake.in_list("SeriesInstanceUID", gone_series))
         if gone_studies:
-            deleted["studies"] += _delete(research_location(settings, project, "studies"), _in_list("StudyInstanceUID", gone_studies), retention)
+            studies = lake.table(settings, "studies", project=project)
+            deleted["studies"] += studies.delete_where(lake.in_list("StudyInstanceUID", gone_studies))
         for r in project_rows:
             research.delete(r["output_key"])
             result.objects += 1
@@ -82,7 +67,7 @@ def _purge_lineage_rows(settings: Settings, rows: list[dict[str, Any]]) -> Purge
         result.instances += len(sops)
     if rows:
         keys = {r["output_key"] for r in rows}
-        deleted["lineage"] += _delete(restricted_location(settings, "lineage"), _in_list("output_key", keys), retention)
+        deleted["lineage"] += lake.table(settings, "lineage").delete_where(lake.in_list("output_key", keys))
     result.rows_deleted = dict(deleted)
     return result
 
@@ -92,7 +77,7 @@ def purge_patient(settings: Settings, patient_id: str, *, user: str, reason: str
     governance.require_role(settings, user, "admins")
     if patient_id not in governance.opted_out_patient_ids(settings):
         governance.add_optout(settings, user=user, patient_id=patient_id, reason=reason)
-    lineage = restricted_location(settings, "lineage").read()
+    lineage = lake.table(settings, "lineage").read()
     rows = [r for r in lineage.to_pylist() if r["source_patient_id"] == patient_id]
     result = _purge_lineage_rows(settings, rows)
     governance.append_audit(settings, user=user, action="optout.purge", details=result.to_dict())
@@ -102,7 +87,7 @@ def purge_patient(settings: Settings, patient_id: str, *, user: str, reason: str
 def purge_request(settings: Settings, request_id: str, *, user: str) -> PurgeResult:
     """Remove everything a (revoked) request exported."""
     governance.require_role(settings, user, "admins")
-    lineage = restricted_location(settings, "lineage").read()
+    lineage = lake.table(settings, "lineage").read()
     rows = [r for r in lineage.to_pylist() if r["request_id"] == request_id]
     result = _purge_lineage_rows(settings, rows)
     governance.append_audit(settings, user=user, action="request.purge", request_id=request_id, details=result.to_dict())

@@ -1,37 +1,28 @@
-"""Export run state, kept in the restricted zone under ``exports/<run_id>/``.
+"""Export run state, kept in the restricted zone at ``RunLayout.state``.
 
-Layout (all restricted; the staged research rows carry no identifiers, the
-batch markers carry the source identifiers the gate must not find):
-
-    exports/<run_id>/state.json                  RunState (status, counts, versions)
-    exports/<run_id>/plan.json                   the batches (manifest entries)
-    exports/<run_id>/staged/<table>/b-00000.parquet
-    exports/<run_id>/staged/_done/b-00000.json   BatchSummary: written last = batch done
-    exports/<run_id>/gate-report.json
+``RunState.to_dict`` is the one serializer of a run: ``export run``, ``export status``
+and ``export list`` print it, and ``state.json`` stores it.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, ObjectNotFound
+from lakehouse.export.errors import StageFailure
+from lakehouse.export.layout import RUNS_PREFIX, RunLayout, run_id_of_state_key, state_key
+from lakehouse.export.results import BatchSummary
 from lakehouse.storage import ObjectStore
 
-RUNS_PREFIX = "exports"
-
-# A run moves planned → running → committing → succeeded, or ends failed/refused.
+# A run moves planned → running → committing → succeeded, or ends failed.
 ACTIVE_STATUSES = ("planned", "running", "committing")
-
-
-def run_prefix(run_id: str) -> str:
-    return f"{RUNS_PREFIX}/{run_id}"
-
-
-def batch_name(index: int) -> str:
-    return f"b-{index:05d}"
+# Figures derived from the stored fields: in every serialized run, never read back.
+DERIVED_FIELDS = ("objects_per_second", "quarantined_total", "resumed")
 
 
 def now_iso() -> str:
@@ -61,37 +52,66 @@ class RunState:
     seconds: float = 0.0
     table_versions: dict[str, int | None] = field(default_factory=dict)
     gate_report: str | None = None
-    error: str | None = None
+    error: StageFailure | None = None
     attempts: int = 1
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_id, self.project)
+
+    @property
+    def resumed(self) -> bool:
+        """The latest attempt picked up an unfinished run."""
+        return self.attempts > 1
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def count(self, summaries: Iterable[BatchSummary]) -> None:
+        """Set the run's totals from its batches' summaries."""
+        summaries = list(summaries)
+        quarantined: Counter[str] = Counter()
+        for summary in summaries:
+            quarantined.update(summary.quarantined)
+        self.exported = sum(s.exported for s in summaries)
+        self.quarantined = dict(sorted(quarantined.items()))
+        self.bytes_read = sum(s.bytes_read for s in summaries)
+        self.bytes_written = sum(s.bytes_written for s in summaries)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["objects_per_second"] = round(self.exported / self.seconds, 2) if self.seconds else None
         data["quarantined_total"] = sum(self.quarantined.values())
+        data["resumed"] = self.resumed
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        stored = {k: v for k, v in data.items() if k not in DERIVED_FIELDS}
+        error = stored.pop("error", None)
+        return cls(**stored, error=StageFailure.from_dict(error) if error else None)
 
 
 def save_state(store: ObjectStore, state: RunState) -> None:
-    store.put(f"{run_prefix(state.run_id)}/state.json", json.dumps(state.to_dict(), indent=2).encode())
+    store.put(state.layout.state, json.dumps(state.to_dict(), indent=2).encode())
 
 
 def load_state(store: ObjectStore, run_id: str) -> RunState:
-    from lakehouse.errors import ObjectNotFound
-
     try:
-        data = json.loads(store.get(f"{run_prefix(run_id)}/state.json"))
+        data = json.loads(store.get(state_key(run_id)))
     except ObjectNotFound:
         raise LakehouseError(f"no export run {run_id!r}") from None
-    data.pop("objects_per_second", None)
-    data.pop("quarantined_total", None)
-    return RunState(**data)
+    return RunState.from_dict(data)
 
 
 def list_runs(store: ObjectStore, request_id: str | None = None) -> list[RunState]:
+    """The runs (of one request, or all), oldest first."""
     states = []
     for info in store.list(f"{RUNS_PREFIX}/"):
-        if info.key.endswith("/state.json") and info.key.count("/") == 2:
-            state = load_state(store, info.key.split("/")[1])
+        run_id = run_id_of_state_key(info.key)
+        if run_id is not None:
+            state = load_state(store, run_id)
             if request_id is None or state.request_id == request_id:
                 states.append(state)
     return sorted(states, key=lambda s: (s.started_at, s.run_id))

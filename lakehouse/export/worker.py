@@ -1,21 +1,20 @@
 """One batch of an export: read → verify → de-identify → stage objects and rows.
 
-Workers do no quality checks: the driver gates each batch as it lands (``commit.gate_batch``),
+Workers do no quality checks: the driver gates each batch as it lands (``export.gate``),
 so workers (and Spark executors) need neither Great Expectations nor its start-up time.
 
 ``process_batch`` is a pure function of its ``BatchTask`` (everything it needs
 travels inside it, picklable), so the local process pool and Spark tasks run
 the very same code and produce the same bytes. A batch is done when its marker
-(``staged/_done/<batch>.json``) exists; it is written last, so a batch killed
-midway is simply redone (its staged objects and files are overwritten with
-identical bytes).
+(``RunLayout.marker``) exists; it is written last, so a batch killed midway is
+simply redone (its staged objects and files are overwritten with identical bytes).
+A batch that fails returns a ``StageFailure`` instead of raising: it travels back
+the same way from a process pool and from Spark, with the stage that failed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,49 +23,44 @@ import pyarrow.parquet as pq
 
 from lakehouse.config import Settings
 from lakehouse.deid import DeidSettings, deidentify
+from lakehouse.dicom.uid import is_uid
 from lakehouse.errors import DicomParseError, ObjectNotFound, PermanentStorageError
-from lakehouse.export.state import batch_name, run_prefix
+from lakehouse.export.errors import ExportStageError, StageFailure, stage
+from lakehouse.export.layout import RunLayout, batch_name
+from lakehouse.export.results import BatchSummary, ObjectOutcome
 from lakehouse.flatten import Provenance, flatten, rows_to_tables
+from lakehouse.governance import ManifestEntry
 from lakehouse.lake import table_spec
 from lakehouse.storage import ObjectReader, ObjectStore, open_archive, open_zone
 
 RESEARCH_TABLES = ("studies", "series", "instances", "attributes")
 RESTRICTED_TABLES = ("lineage", "quarantine")
 
+BatchResult = BatchSummary | StageFailure
+
 
 @dataclass(frozen=True)
 class BatchTask:
     settings: Settings
-    run_id: str
-    request_id: str
-    project: str
-    batch_index: int
-    entries: tuple[dict[str, Any], ...]  # manifest entries: key, etag, size, patient_id, ...
+    layout: RunLayout
+    batch: int
+    entries: tuple[ManifestEntry, ...]  # identified: never printed
     deid: DeidSettings
-    provenance: Provenance
+    provenance: Provenance  # run id, request id, project, profile and options of every row
+
+    @property
+    def name(self) -> str:
+        return batch_name(self.batch)
 
     def __repr__(self) -> str:  # never print entries (identified) or the key
-        return f"BatchTask(run={self.run_id}, batch={self.batch_index}, objects={len(self.entries)})"
-
-
-def staged_key(run_id: str, table: str, index: int) -> str:
-    return f"{run_prefix(run_id)}/staged/{table}/{batch_name(index)}.parquet"
-
-
-def marker_key(run_id: str, index: int) -> str:
-    return f"{run_prefix(run_id)}/staged/_done/{batch_name(index)}.json"
-
-
-def gate_key(run_id: str, index: int) -> str:
-    return f"{run_prefix(run_id)}/staged/_gate/{batch_name(index)}.json"
-
-
-def staging_object_key(project: str, run_id: str, output_key: str) -> str:
-    """Where a de-identified object waits (research zone, unpublished) until the commit."""
-    return f"{project}/_staging/{run_id}/{output_key}"
+        return f"BatchTask(run={self.layout.run_id}, batch={self.name}, objects={len(self.entries)})"
 
 
 def output_object_key(project: str, study: str, series: str, sop: str) -> str:
+    """The research key of a de-identified object; its UIDs must be of the UID grammar
+    (a retained UID comes from the source object: never a path of its choosing)."""
+    if not all(is_uid(uid) for uid in (study, series, sop)):
+        raise ValueError("an object key is built from UIDs of the UID grammar only")
     return f"{project}/objects/{study}/{series}/{sop}.dcm"
 
 
@@ -88,104 +82,101 @@ def use_system_allocator() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
-def process_batch(task: BatchTask) -> dict[str, Any]:
-    """Run one batch; returns its summary (also stored as the batch marker)."""
+def process_batch(task: BatchTask) -> BatchResult:
+    """Run one batch: its summary (also stored as the batch marker), or where it failed."""
     use_system_allocator()
-    restricted = open_zone(task.settings, "restricted")
-    marker = marker_key(task.run_id, task.batch_index)
     try:
-        return dict(json.loads(restricted.get(marker)))
-    except ObjectNotFound:
-        pass
-    archive = open_archive(task.settings)
-    research = open_zone(task.settings, "research")
-    flat_rows, lineage, quarantine = [], [], []
-    forbidden: set[str] = set()
-    bytes_read = bytes_written = 0
-    for entry in task.entries:
-        outcome = _export_one(task, entry, archive, research)
-        bytes_read += outcome.get("bytes_read", 0)
-        if "quarantine" in outcome:
-            quarantine.append(outcome["quarantine"])
-            continue
-        flat_rows.append(outcome["flat"])
-        lineage.append(outcome["lineage"])
-        forbidden |= outcome["forbidden"]
-        bytes_written += outcome["lineage"]["output_size"]
-    tables = rows_to_tables(flat_rows)
-    tables["lineage"] = table_spec("lineage").to_arrow(lineage)
-    tables["quarantine"] = table_spec("quarantine").to_arrow(quarantine)
+        with stage("write", task.name):
+            restricted = open_zone(task.settings, "restricted")
+            try:
+                return BatchSummary.from_json(restricted.get(task.layout.marker(task.batch)))
+            except ObjectNotFound:
+                pass
+            research = open_zone(task.settings, "research")
+        with stage("read", task.name):
+            archive = open_archive(task.settings)
+        outcomes = [_export_one(task, entry, archive, research) for entry in task.entries]
+        with stage("write", task.name):
+            return _stage(task, restricted, outcomes)
+    except ExportStageError as exc:
+        return exc.failure
+
+
+def _stage(task: BatchTask, restricted: ObjectStore, outcomes: list[ObjectOutcome]) -> BatchSummary:
+    """Write the batch's staged tables, then its marker (last: the batch is done)."""
+    exported = [o for o in outcomes if o.quarantine is None]
+    tables = rows_to_tables([o.flat for o in exported if o.flat is not None])
+    tables["lineage"] = table_spec("lineage").to_arrow([o.lineage for o in exported if o.lineage is not None])
+    tables["quarantine"] = table_spec("quarantine").to_arrow(
+        [o.quarantine for o in outcomes if o.quarantine is not None]
+    )
     for name, table in tables.items():
-        restricted.put(staged_key(task.run_id, name, task.batch_index), to_parquet_bytes(table))
-    summary = {
-        "batch": task.batch_index,
-        "exported": len(lineage),
-        "quarantined": dict(Counter(q["reason"] for q in quarantine)),
-        "bytes_read": bytes_read,
-        "bytes_written": bytes_written,
-        # Source identifiers of this batch: the gate checks none reached the research tables.
-        "forbidden": sorted(forbidden),
-    }
-    restricted.put(marker, json.dumps(summary).encode())
+        restricted.put(task.layout.staged(name, task.batch), to_parquet_bytes(table))
+    summary = BatchSummary.of(task.batch, outcomes)
+    restricted.put(task.layout.marker(task.batch), summary.to_json())
     return summary
 
 
-def _quarantine(task: BatchTask, entry: dict[str, Any], reason: str, tag_path: str | None = None) -> dict[str, Any]:
+def _quarantine(task: BatchTask, entry: ManifestEntry, reason: str, tag_path: str | None = None) -> dict[str, Any]:
     return {
-        "project": task.project,
-        "request_id": task.request_id,
-        "export_run_id": task.run_id,
-        "source_key": entry["key"],
-        "source_etag": entry.get("etag"),
+        "project": task.provenance.project,
+        "request_id": task.provenance.request_id,
+        "export_run_id": task.provenance.export_run_id,
+        "source_key": entry.key,
+        "source_etag": entry.etag,
         "reason": reason,
         "tag_path": tag_path,
     }
 
 
-def _export_one(task: BatchTask, entry: dict[str, Any], archive: ObjectReader, research: ObjectStore) -> dict[str, Any]:
-    key = entry["key"]
-    try:
-        info = archive.head(key)
-    except ObjectNotFound:
-        return {"quarantine": _quarantine(task, entry, "source_missing")}
-    except PermanentStorageError:
-        return {"quarantine": _quarantine(task, entry, "source_unreadable")}
-    if info.etag != entry["etag"] or info.size != int(entry["size"]):
-        return {"quarantine": _quarantine(task, entry, "source_changed")}
-    data = archive.get(key)
-    if len(data) != info.size:
-        return {"quarantine": _quarantine(task, entry, "source_changed"), "bytes_read": len(data)}
-    result = deidentify(data, task.deid)
+def _export_one(task: BatchTask, entry: ManifestEntry, archive: ObjectReader, research: ObjectStore) -> ObjectOutcome:
+    with stage("read", task.name):
+        try:
+            info = archive.head(entry.key)
+        except ObjectNotFound:
+            return ObjectOutcome.quarantined(_quarantine(task, entry, "source_missing"))
+        except PermanentStorageError:
+            return ObjectOutcome.quarantined(_quarantine(task, entry, "source_unreadable"))
+        if info.etag != entry.etag or info.size != int(entry.size):
+            return ObjectOutcome.quarantined(_quarantine(task, entry, "source_changed"))
+        data = archive.get(entry.key)
+    read = len(data)
+    if read != info.size:
+        return ObjectOutcome.quarantined(_quarantine(task, entry, "source_changed"), read)
+    with stage("deidentify", task.name):
+        result = deidentify(data, task.deid)
     if result.outcome != "deidentified" or result.dataset is None or result.data is None:
-        return {
-            "quarantine": _quarantine(task, entry, result.reason or "deid_failed", result.tag_path),
-            "bytes_read": len(data),
-        }
+        return ObjectOutcome.quarantined(_quarantine(task, entry, result.reason or "deid_failed", result.tag_path), read)
     ds = result.dataset
     study, series, sop = (str(ds.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
     if not (study and series and sop):  # no place in the research layout, no key in the tables
-        return {"quarantine": _quarantine(task, entry, "missing_uid"), "bytes_read": len(data)}
-    out_key = output_object_key(task.project, study, series, sop)
+        return ObjectOutcome.quarantined(_quarantine(task, entry, "missing_uid"), read)
+    if not all(is_uid(uid) for uid in (study, series, sop)):
+        return ObjectOutcome.quarantined(_quarantine(task, entry, "bad_uid"), read)
+    project = task.provenance.project
+    out_key = output_object_key(project, study, series, sop)
     sha = hashlib.sha256(result.data).hexdigest()
-    try:
-        flat = flatten(ds, task.provenance, object_key=out_key, object_sha256=sha, object_size=len(result.data))
-    except DicomParseError as exc:  # e.g. a required key missing: not publishable as a row
-        return {"quarantine": _quarantine(task, entry, f"flatten_{exc.code}"), "bytes_read": len(data)}
-    research.put(staging_object_key(task.project, task.run_id, out_key), result.data)
+    with stage("flatten", task.name):
+        try:
+            flat = flatten(ds, task.provenance, object_key=out_key, object_sha256=sha, object_size=len(result.data))
+        except DicomParseError as exc:  # e.g. a required key missing: not publishable as a row
+            return ObjectOutcome.quarantined(_quarantine(task, entry, f"flatten_{exc.code}"), read)
+    with stage("write", task.name):
+        research.put(task.layout.staging_object(out_key), result.data)
     source_uids = {v: k for k, v in result.uid_map.items()}
     lineage = {
-        "project": task.project,
-        "request_id": task.request_id,
-        "export_run_id": task.run_id,
+        "project": project,
+        "request_id": task.provenance.request_id,
+        "export_run_id": task.provenance.export_run_id,
         "deid_profile": task.provenance.profile,
         "deid_options": sorted(task.provenance.options),
-        "source_key": key,
-        "source_etag": entry["etag"],
-        "source_size": int(entry["size"]),
-        "source_patient_id": entry.get("patient_id"),
-        "source_study_instance_uid": source_uids.get(study, entry.get("study_instance_uid")),
-        "source_series_instance_uid": source_uids.get(series, entry.get("series_instance_uid")),
-        "source_sop_instance_uid": source_uids.get(sop, entry.get("sop_instance_uid")),
+        "source_key": entry.key,
+        "source_etag": entry.etag,
+        "source_size": int(entry.size),
+        "source_patient_id": entry.patient_id,
+        "source_study_instance_uid": source_uids.get(study, entry.study_instance_uid),
+        "source_series_instance_uid": source_uids.get(series, entry.series_instance_uid),
+        "source_sop_instance_uid": source_uids.get(sop, entry.sop_instance_uid),
         "pseudo_patient_id": result.pseudo_patient_id,
         "study_instance_uid": study,
         "series_instance_uid": series,
@@ -195,9 +186,4 @@ def _export_one(task: BatchTask, entry: dict[str, Any], archive: ObjectReader, r
         "output_size": len(result.data),
         "pixels": str(result.report.get("pixels", "unchanged")),
     }
-    return {
-        "flat": flat,
-        "lineage": lineage,
-        "forbidden": set(result.source_identifiers),
-        "bytes_read": len(data),
-    }
+    return ObjectOutcome.exported(flat, lineage, result.source_identifiers, read)

@@ -22,13 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
 
+from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
-from lakehouse.governance._store import append_serialized, location, read
-from lakehouse.lake import DeltaLocation
 
 AUDIT_APP = "lakehouse-audit"
 GENESIS = "0" * 64
@@ -77,10 +74,10 @@ def append_audit(
     _check_details(details)
     details_json = canonical(details)
     at = (now or datetime.now(UTC)).astimezone(UTC)
-    loc = location(settings, "audit")
+    audit = lake.table(settings, "audit")
 
-    def build(table: DeltaTable) -> tuple[pa.Table, int, None]:
-        last = table.transaction_version(AUDIT_APP)
+    def build(snapshot: lake.Snapshot) -> tuple[pa.Table, int, None]:
+        last = snapshot.transaction_version(AUDIT_APP)
         seq = 0 if last is None else last + 1
         row = {
             "seq": seq,
@@ -90,16 +87,16 @@ def append_audit(
             "action": action,
             "request_id": request_id,
             "details_json": details_json,
-            "prev_hash": GENESIS if last is None else _hash_at(table, loc, last),
+            "prev_hash": GENESIS if last is None else _hash_at(snapshot, last),
         }
         row["hash"] = event_hash(row)
-        return loc.spec.to_arrow([row]), seq, None  # type: ignore[union-attr]
+        return audit.spec.to_arrow([row]), seq, None
 
-    append_serialized(loc, AUDIT_APP, build)
+    audit.append_serialized(AUDIT_APP, build)
 
 
-def _hash_at(table: DeltaTable, loc: DeltaLocation, seq: int) -> str:
-    rows = read(table, loc, columns=["hash"], filters=[("seq", "=", seq)])
+def _hash_at(snapshot: lake.Snapshot, seq: int) -> str:
+    rows = snapshot.read(columns=["hash"], filters=[("seq", "=", seq)])
     if rows.num_rows != 1:
         raise LakeError("audit chain head is missing or duplicated; run `lakehouse audit verify`")
     return str(rows["hash"][0].as_py())
@@ -126,12 +123,12 @@ class AuditVerification:
 
 def verify_audit(settings: Settings, *, expect_head: str | None = None) -> AuditVerification:
     """Recompute the chain in ``seq`` order and name the first broken link."""
-    loc = location(settings, "audit")
-    table = loc.open()  # one snapshot: the recorded head and the rows come from the same version
-    recorded = None if table is None else table.transaction_version(AUDIT_APP)
+    audit = lake.table(settings, "audit")
+    snapshot = audit.open()  # one snapshot: the recorded head and the rows come from the same version
+    recorded = None if snapshot is None else snapshot.transaction_version(AUDIT_APP)
     try:
-        rows = read(table, loc).sort_by([("seq", "ascending")]).to_pylist()
-    except (OSError, pa.ArrowException, DeltaError) as exc:
+        rows = (snapshot or audit).read().sort_by([("seq", "ascending")]).to_pylist()
+    except (OSError, pa.ArrowException, LakeError) as exc:
         problem = f"audit table cannot be read ({type(exc).__name__}): data files altered or missing"
         return AuditVerification(False, 0, None, recorded, BrokenLink(0, None, problem))
     broken = _first_broken(rows)

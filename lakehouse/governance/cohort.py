@@ -3,12 +3,18 @@
 Criteria are all optional and ANDed. Values are checked strictly; a refusal
 names the criterion and what is wrong, never the value (values may be
 identifiers such as Patient IDs).
+
+A cohort resolves to every live object the catalog could read: ``ok`` and also
+``warning`` (big endian, deflated, no file meta: valid DICOM that de-identification
+handles; no SOP Instance UID: it cannot be published and is quarantined at export).
+The preview counts them per warning, so none disappears between the catalog and
+the quarantine without a count.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import cache
@@ -19,11 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from lakehouse import lake, resources
 from lakehouse.config import Settings
 from lakehouse.errors import Refused
-from lakehouse.governance._store import location
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "governance" / "cohort.json"
 CATALOG_COLUMNS = [
     "key",
     "etag",
@@ -41,13 +46,15 @@ CATALOG_COLUMNS = [
     "series_description",
     "burned_in_annotation",
     "parse_status",
+    "parse_error",
     "deleted",
 ]
+READABLE = ("ok", "warning")  # parse statuses a cohort selects from
 
 
 @cache
 def cohort_schema() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    data: dict[str, Any] = resources.read_json("governance", "cohort.json")
     return data
 
 
@@ -116,12 +123,9 @@ def redact(cohort: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_catalog(settings: Settings) -> pa.Table:
-    """Live catalog rows (parsed, not deleted, with a SOP Instance UID)."""
-    table = location(settings, "catalog").read(columns=CATALOG_COLUMNS)
-    live = pc.and_(
-        pc.and_(pc.equal(table["parse_status"], "ok"), pc.invert(table["deleted"])),
-        pc.is_valid(table["sop_instance_uid"]),
-    )
+    """Live catalog rows of readable objects (parsed, with or without warnings; not deleted)."""
+    table = lake.table(settings, "catalog").read(columns=CATALOG_COLUMNS)
+    live = pc.and_(pc.is_in(table["parse_status"], pa.array(READABLE)), pc.invert(table["deleted"]))
     return table.filter(live)
 
 
@@ -187,17 +191,25 @@ class CohortPreview:
     modalities: dict[str, int] = field(default_factory=dict)
     burned_in_risk: int = 0
     opted_out_excluded: int = 0
+    # Objects the catalog read with a warning, per reason code (big_endian, deflated, ...).
+    read_with_warnings: dict[str, int] = field(default_factory=dict)
+    # Objects the export will quarantine whatever happens (no SOP Instance UID).
+    unexportable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary_line(self) -> str:
         mods = ", ".join(f"{m} {n}" for m, n in self.modalities.items()) or "none"
-        return (
+        line = (
             f"{self.patients} patients, {self.studies} studies, {self.series} series, "
             f"{self.instances} instances, {self.bytes} bytes; modalities: {mods}; "
             f"burned-in risk: {self.burned_in_risk}; opted-out instances excluded: {self.opted_out_excluded}"
         )
+        if self.read_with_warnings:
+            warned = ", ".join(f"{code} {n}" for code, n in self.read_with_warnings.items())
+            line += f"; read with warnings: {warned}; quarantined at export for certain: {self.unexportable}"
+        return line
 
 
 def burned_in_risk_mask(rows: pa.Table) -> pa.ChunkedArray:
@@ -226,4 +238,12 @@ def preview_of(rows: pa.Table, opted_out_excluded: int = 0) -> CohortPreview:
         modalities=dict(sorted(modalities.items())),
         burned_in_risk=int(pc.sum(burned_in_risk_mask(rows)).as_py() or 0) if rows.num_rows else 0,
         opted_out_excluded=opted_out_excluded,
+        read_with_warnings=_warning_counts(rows),
+        unexportable=int(pc.sum(pc.is_null(rows["sop_instance_uid"])).as_py() or 0) if rows.num_rows else 0,
     )
+
+
+def _warning_counts(rows: pa.Table) -> dict[str, int]:
+    """Rows read with a warning, per reason code (the part of ``parse_error`` before ':')."""
+    warned = rows.filter(pc.equal(rows["parse_status"], "warning")).column("parse_error").to_pylist()
+    return dict(sorted(Counter(str(reason or "unknown").split(":", 1)[0] for reason in warned).items()))

@@ -10,15 +10,14 @@ in the approval.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
+from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.errors import Refused
-from lakehouse.governance._store import append_serialized, location, read
 from lakehouse.governance.audit import canonical
 
 HASH_PREFIX = "lakehouse-manifest-v1"
@@ -29,7 +28,7 @@ class ManifestEntry:
     key: str
     etag: str
     size: int
-    sop_instance_uid: str
+    sop_instance_uid: str  # "" for an object the catalog found none in: quarantined at export
     study_instance_uid: str | None
     series_instance_uid: str | None
     patient_id: str | None
@@ -46,32 +45,31 @@ def manifest_sha256(request_id: str, entries: list[ManifestEntry]) -> str:
 
 
 def entries_from(rows: pa.Table) -> list[ManifestEntry]:
-    return [ManifestEntry(**{k: r[k] for k in ENTRY_FIELDS}) for r in rows.select(ENTRY_FIELDS).to_pylist()]
+    entries = [ManifestEntry(**{k: r[k] for k in ENTRY_FIELDS}) for r in rows.select(ENTRY_FIELDS).to_pylist()]
+    return [e if e.sop_instance_uid is not None else replace(e, sop_instance_uid="") for e in entries]
 
 
 def write_manifest(settings: Settings, request_id: str, entries: list[ManifestEntry]) -> str:
     """Store the manifest (once per request and hash) and return its hash."""
     sha = manifest_sha256(request_id, entries)
-    loc = location(settings, "governance_manifests")
+    manifests = lake.table(settings, "governance_manifests")
 
-    def build(table: DeltaTable) -> tuple[pa.Table, int, str]:
-        written = table.transaction_version(f"manifest:{request_id}") or 0
-        present = read(
-            table,
-            loc,
+    def build(snapshot: lake.Snapshot) -> tuple[pa.Table, int, str]:
+        written = snapshot.transaction_version(f"manifest:{request_id}") or 0
+        present = snapshot.read(
             columns=["key"], filters=[("request_id", "=", request_id), ("manifest_sha256", "=", sha)]
         )
         rows: list[dict[str, Any]] = []
         if present.num_rows == 0:
             rows = [{"request_id": request_id, "manifest_sha256": sha, **e.__dict__} for e in entries]
-        return loc.spec.to_arrow(rows), written + 1, sha  # type: ignore[union-attr]
+        return manifests.spec.to_arrow(rows), written + 1, sha
 
-    return str(append_serialized(loc, f"manifest:{request_id}", build))
+    return str(manifests.append_serialized(f"manifest:{request_id}", build))
 
 
 def read_manifest(settings: Settings, request_id: str, expected_sha256: str) -> list[ManifestEntry]:
     """The stored manifest, verified against the hash recorded in the approval."""
-    rows = location(settings, "governance_manifests").read(
+    rows = lake.table(settings, "governance_manifests").read(
         filters=[("request_id", "=", request_id), ("manifest_sha256", "=", expected_sha256)]
     )
     entries = sorted(entries_from(rows), key=lambda e: e.key)

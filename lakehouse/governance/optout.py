@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 
+from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.errors import Refused
-from lakehouse.governance._store import location
 from lakehouse.governance.audit import append_audit
 from lakehouse.governance.roles import require_role
 
@@ -28,7 +28,7 @@ class OptOut:
 
 def opted_out_patient_ids(settings: Settings) -> set[str]:
     """Every opted-out Patient ID (for freezing manifests and run-time re-checks)."""
-    table = location(settings, "optouts").read(columns=["patient_id"])
+    table = lake.table(settings, "optouts").read(columns=["patient_id"])
     return {str(p) for p in pc.unique(table["patient_id"]).to_pylist()}
 
 
@@ -40,12 +40,12 @@ def add_optout(
         raise Refused("patient id must be 1-64 characters on one line")
     if not reason.strip():
         raise Refused("an opt-out needs a reason")
-    loc = location(settings, "optouts")
+    optouts = lake.table(settings, "optouts")
     at = (now or datetime.now(UTC)).astimezone(UTC)
     already = patient_id in opted_out_patient_ids(settings)
     if not already:
         row = {"patient_id": patient_id, "reason": reason, "user": user, "at": at}
-        loc.append(loc.spec.to_arrow([row]))  # type: ignore[union-attr]
+        optouts.append(optouts.spec.to_arrow([row]))
     details = {"already_registered": already, "registry_size": len(opted_out_patient_ids(settings))}
     append_audit(settings, user=user, action="optout.add", details=details, now=now)
 
@@ -53,7 +53,7 @@ def add_optout(
 def list_optouts(settings: Settings, *, user: str) -> list[OptOut]:
     """The registry (first record per patient), for admins only; audited."""
     require_role(settings, user, "admins")
-    rows = location(settings, "optouts").read().sort_by([("at", "ascending")]).to_pylist()
+    rows = lake.table(settings, "optouts").read().sort_by([("at", "ascending")]).to_pylist()
     seen: dict[str, OptOut] = {}
     for r in rows:
         seen.setdefault(r["patient_id"], OptOut(r["patient_id"], r["reason"], r["user"], r["at"]))

@@ -1,7 +1,7 @@
 """Export requests as append-only events; state is derived, never stored.
 
 Decisions on one request are serialized through the Delta app transaction
-``request:<id>`` (see ``_store``): a decision is checked against every event
+``request:<id>`` (``lake.Table.append_serialized``): a decision is checked against every event
 committed before it, and a concurrent decision that lost the commit race is
 re-checked against the winner, so it is either recorded once or refused with
 the reason (e.g. "request … is rejected").
@@ -16,26 +16,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
+from lakehouse import lake
 from lakehouse.config import Settings
-from lakehouse.errors import LakeError, Refused
+from lakehouse.config.project import ProjectName
+from lakehouse.deid.options import parse_options
+from lakehouse.errors import InvalidDeidOption, InvalidProjectName, LakeError, Refused
 from lakehouse.governance import cohort as cohorts
-from lakehouse.governance._store import append_serialized, location, read
 from lakehouse.governance.audit import append_audit, canonical
 from lakehouse.governance.manifest import ManifestEntry, entries_from, read_manifest, write_manifest
 from lakehouse.governance.optout import opted_out_patient_ids
-from lakehouse.governance.roles import approvals_required, max_validity_days, require_role
+from lakehouse.governance.roles import require_role
 
-OPTIONS_PATH = Path(__file__).resolve().parents[2] / "schemas" / "deid" / "options.json"
 STATUSES = ("pending", "approved", "rejected", "revoked", "expired")
 _REQUEST_ID = re.compile(r"^req-[0-9a-f]{12}$")
-_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -91,25 +88,13 @@ class Permission:
 # --- validation -------------------------------------------------------------
 
 
-@cache
-def _options_table() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(OPTIONS_PATH.read_text())
-    return data
-
-
-def validate_options(options: list[str]) -> list[str]:
-    table = _options_table()
-    known = {o["name"] for o in table["options"]}
-    for name in options:
-        if name not in known:
-            raise Refused(f"unknown de-identification option {name!r}; see schemas/deid/options.json")
-    if len(set(options)) != len(options):
-        raise Refused("an option is given twice")
-    for group in table.get("mutually_exclusive", []):
-        both = [o for o in group if o in options]
-        if len(both) > 1:
-            raise Refused(f"options {' and '.join(both)} are mutually exclusive")
-    return sorted(options)
+def _project_and_options(project: str, options: list[str]) -> tuple[ProjectName, list[str]]:
+    """The project name and the de-identification options by the rules the export applies
+    (``ProjectName``, ``deid.options.parse_options``); a refusal keeps their one-line reason."""
+    try:
+        return ProjectName(project), sorted(parse_options(options))
+    except (InvalidProjectName, InvalidDeidOption) as exc:
+        raise Refused(str(exc)) from None
 
 
 def _text(name: str, value: str, limit: int = 2000) -> str:
@@ -188,13 +173,14 @@ def derive(rows: list[dict[str, Any]], now: datetime) -> Request:
     )
 
 
-def _events(table: DeltaTable | None, settings: Settings, request_id: str | None = None) -> pa.Table:
+def _events(snapshot: lake.Snapshot | None, settings: Settings, request_id: str | None = None) -> pa.Table:
+    """Events as of ``snapshot`` (the current table when None)."""
     filters = [("request_id", "=", request_id)] if request_id else None
-    return read(table, location(settings, "governance_events"), filters=filters)
+    return (snapshot or lake.table(settings, "governance_events")).read(filters=filters)
 
 
-def _request_at(table: DeltaTable | None, settings: Settings, request_id: str, now: datetime) -> Request:
-    rows = _events(table, settings, _check_request_id(request_id)).to_pylist()
+def _request_at(snapshot: lake.Snapshot | None, settings: Settings, request_id: str, now: datetime) -> Request:
+    rows = _events(snapshot, settings, _check_request_id(request_id)).to_pylist()
     if not rows:
         raise Refused(f"no request {request_id}")
     return derive(rows, now)
@@ -250,10 +236,8 @@ def submit_request(
 ) -> Request:
     """Record a new pending request; the cohort and options are validated first."""
     require_role(settings, user, "requesters")
-    if not _PROJECT.fullmatch(project or ""):
-        raise Refused("project must be 1-64 characters: letters, digits, '_', '.', '-'")
+    project, chosen = _project_and_options(project, list(options))
     criteria = cohorts.parse_cohort(cohort)
-    chosen = validate_options(list(options))
     at = _utc(now)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     row = _event(
@@ -269,8 +253,8 @@ def submit_request(
         cohort_json=canonical(criteria),
         options=chosen,
     )
-    loc = location(settings, "governance_events")
-    append_serialized(loc, f"request:{request_id}", lambda _t: (loc.spec.to_arrow([row]), 1, None))  # type: ignore[union-attr]
+    events = lake.table(settings, "governance_events")
+    events.append_serialized(f"request:{request_id}", lambda _snapshot: (events.spec.to_arrow([row]), 1, None))
     preview = preview_cohort(settings, criteria)
     append_audit(
         settings,
@@ -294,21 +278,21 @@ def _decide(
     user: str,
     action: str,
     now: datetime | None,
-    decide: Callable[[Request, DeltaTable], dict[str, Any]],
+    decide: Callable[[Request, lake.Snapshot], dict[str, Any]],
 ) -> Request:
     """Append one decision checked by ``decide`` against a pinned snapshot; audit it,
     refusals included (with their one-line reason, which never holds PHI)."""
     at = _utc(now)
-    loc = location(settings, "governance_events")
+    events = lake.table(settings, "governance_events")
 
-    def build(table: DeltaTable) -> tuple[pa.Table, int, None]:
-        current = _request_at(table, settings, request_id, at)
-        values = decide(current, table)
+    def build(snapshot: lake.Snapshot) -> tuple[pa.Table, int, None]:
+        current = _request_at(snapshot, settings, request_id, at)
+        values = decide(current, snapshot)
         row = _event(request_id, current.last_seq + 1, action, user, at, **values)
-        return loc.spec.to_arrow([row]), current.last_seq + 1, None  # type: ignore[union-attr]
+        return events.spec.to_arrow([row]), current.last_seq + 1, None
 
     try:
-        append_serialized(loc, f"request:{_check_request_id(request_id)}", build)
+        events.append_serialized(f"request:{_check_request_id(request_id)}", build)
     except Refused as exc:
         append_audit(
             settings,
@@ -345,14 +329,14 @@ def approve(
     """Record an approval; the one that completes the quorum freezes the manifest."""
     require_role(settings, user, "approvers")
     today = _utc(now).date()
-    longest = max_validity_days(settings)
+    longest = settings.policy.max_validity_days
     if expires < today:
         raise Refused("expiry date is in the past")
     if expires > today + timedelta(days=longest):
         raise Refused(f"expiry is beyond the policy maximum of {longest} days")
-    needed = approvals_required(settings)
+    needed = settings.policy.approvals_required
 
-    def decide(current: Request, _table: DeltaTable) -> dict[str, Any]:
+    def decide(current: Request, _snapshot: lake.Snapshot) -> dict[str, Any]:
         if current.requester == user:
             raise Refused("separation of duties: the requester cannot approve their own request")
         if current.status != "pending":
@@ -387,7 +371,7 @@ def reject(
     held = require_role(settings, user, "approvers", "admins")
     why = _text("reason", reason)
 
-    def decide(current: Request, _table: DeltaTable) -> dict[str, Any]:
+    def decide(current: Request, _snapshot: lake.Snapshot) -> dict[str, Any]:
         if current.requester == user and "admins" not in held:
             raise Refused("separation of duties: the requester cannot decide on their own request")
         if current.status != "pending":
@@ -404,7 +388,7 @@ def revoke(
     held = require_role(settings, user, "approvers", "admins")
     why = _text("reason", reason)
 
-    def decide(current: Request, _table: DeltaTable) -> dict[str, Any]:
+    def decide(current: Request, _snapshot: lake.Snapshot) -> dict[str, Any]:
         if "admins" not in held and user not in current.approvers:
             raise Refused(f"only admins or an approver of request {current.id} may revoke it")
         if current.status in ("rejected", "revoked"):
@@ -437,6 +421,7 @@ def may_run(settings: Settings, request_id: str, *, now: datetime | None = None)
     if request.status != "approved":
         return Permission(False, f"request {request_id} is {request.status}", request)
     try:
+        _project_and_options(request.project, request.options)  # recorded before submit checked them
         manifest = _verified_manifest(settings, request)
     except Refused as exc:
         return Permission(False, str(exc), request)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, Refused
+from dataclasses import fields
 
-ROLES = ("requesters", "approvers", "operators", "admins")
+from lakehouse.config import RolesSettings, Settings
+from lakehouse.errors import Refused
+
+ROLES = tuple(role.name for role in fields(RolesSettings))
 
 
 def roles_of(settings: Settings, user: str) -> set[str]:
-    section = settings.section("roles")
-    return {role for role in ROLES if user in (section.get(role) or [])}
+    """The roles whose list names ``user`` exactly (the config refuses a role written as text)."""
+    return {role for role in ROLES if user in getattr(settings.roles, role)}
 
 
 def require_role(settings: Settings, user: str, *roles: str) -> set[str]:
@@ -23,17 +25,3 @@ def require_role(settings: Settings, user: str, *roles: str) -> set[str]:
     if not held.intersection(roles):
         raise Refused(f"user {user!r} is not in [roles] {' or '.join(roles)}")
     return held
-
-
-def approvals_required(settings: Settings) -> int:
-    value = settings.section("policy").get("approvals_required", 1)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError("[policy] approvals_required must be an integer >= 1")
-    return value
-
-
-def max_validity_days(settings: Settings) -> int:
-    value = settings.section("policy").get("max_validity_days", 365)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError("[policy] max_validity_days must be an integer >= 1")
-    return value

@@ -1,15 +1,26 @@
-"""Table schemas kept as data in ``schemas/tables/<name>.json``.
+"""Table schemas kept as data in ``schemas/tables/<name>.json``: the one home of
+each table's place, keys, write mode and columns.
 
-Each file: ``{"name", "zone", "version", "description", "partition_by",
-"columns": [{"name", "type", "nullable", "description"}]}``. Types are
-``string, bool, int32, int64, double, date, timestamp, binary`` or
+Each file: ``{"name", "zone", "path", "keys", "write_mode", "deletable", "version",
+"description", "partition_by", "columns": [{"name", "type", "nullable", "description"}]}``.
+
+- ``path``: the table's folder in its zone; ``{project}`` marks a per-project table.
+- ``keys``: the columns that identify a row (merge and insert-new match on them).
+- ``write_mode``, how rows arrive (``WRITE_MODES``): ``append`` (at most once per
+  application transaction), ``merge`` (upsert on the keys), ``insert_new`` (rows whose
+  keys are absent, at most once per application transaction), ``append_serialized``
+  (decided from a pinned snapshot; commits to one app id are totally ordered).
+- ``deletable``: rows may be removed (Delta delete, then vacuum), e.g. by a purge.
+
+Types are ``string, bool, int32, int64, double, date, timestamp, binary`` or
 ``list<inner>``. Timestamps are UTC microseconds (what Delta, DuckDB, polars
-and Spark all read as they are).
+and Spark all read as they are). Column descriptions become the Delta columns'
+comments.
 """
 
 from __future__ import annotations
 
-import json
+import string
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,10 +28,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from lakehouse import resources
+from lakehouse.config import ZONES
 from lakehouse.errors import LakeError
-
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-TABLES_DIR = SCHEMAS_DIR / "tables"
 
 _SCALARS: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -32,6 +42,7 @@ _SCALARS: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "binary": pa.binary(),
 }
+WRITE_MODES = ("append", "merge", "insert_new", "append_serialized")
 
 
 def arrow_type(name: str) -> pa.DataType:
@@ -59,11 +70,57 @@ class TableSpec:
     description: str
     columns: tuple[Column, ...]
     partition_by: tuple[str, ...] = ()
+    path: str = ""
+    keys: tuple[str, ...] = ()
+    write_mode: str = "append"
+    deletable: bool = False
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.zone not in ZONES:
+            problems.append(f"zone {self.zone!r} is not one of {', '.join(ZONES)}")
+        if self.write_mode not in WRITE_MODES:
+            problems.append(f"write_mode {self.write_mode!r} is not one of {', '.join(WRITE_MODES)}")
+        if self.write_mode in ("merge", "insert_new") and not self.keys:
+            problems.append(f"write_mode {self.write_mode} needs keys")
+        unknown = set(self.keys + self.partition_by) - set(self.column_names)
+        if unknown:
+            problems.append(f"keys or partition_by name unknown columns {sorted(unknown)}")
+        if _placeholders(self.path) - {"project"}:
+            problems.append(f"path {self.path!r} may hold only the {{project}} placeholder")
+        if problems:
+            raise LakeError(f"table {self.name}: " + "; ".join(problems))
+
+    @property
+    def per_project(self) -> bool:
+        return "project" in _placeholders(self.path)
+
+    def location(self, project: str | None = None) -> str:
+        """The table's folder inside its zone (a per-project table needs ``project``)."""
+        if not self.path:
+            raise LakeError(f"table {self.name} has no path")
+        if not self.per_project:
+            if project is not None:
+                raise LakeError(f"table {self.name} is shared by all projects; it takes no project")
+            return self.path
+        if not project or project in (".", "..") or "/" in project or "\\" in project:
+            raise LakeError(f"table {self.name} is per project; give a project name (one folder name)")
+        return self.path.format(project=project)
 
     @property
     def arrow_schema(self) -> pa.Schema:
+        """The columns as Arrow fields; a description rides along as the field's ``comment``
+        (Delta keeps it as the column comment that Spark, Databricks and Unity show)."""
         return pa.schema(
-            [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in self.columns]
+            [
+                pa.field(
+                    c.name,
+                    arrow_type(c.type),
+                    nullable=c.nullable,
+                    metadata={"comment": c.description} if c.description else None,
+                )
+                for c in self.columns
+            ]
         )
 
     @property
@@ -82,10 +139,10 @@ class TableSpec:
 
 @cache
 def table_spec(name: str) -> TableSpec:
-    path = TABLES_DIR / f"{name}.json"
-    if not path.is_file():
-        raise LakeError(f"no schema for table {name!r} in {TABLES_DIR}")
-    data = json.loads(path.read_text())
+    file = f"{name}.json"
+    if not resources.has_file("tables", file):
+        raise LakeError(f"no schema for table {name!r} (schemas/tables/{file})")
+    data = resources.read_json("tables", file)
     return TableSpec(
         name=data["name"],
         zone=data["zone"],
@@ -93,11 +150,19 @@ def table_spec(name: str) -> TableSpec:
         description=data["description"],
         columns=tuple(Column(**c) for c in data["columns"]),
         partition_by=tuple(data.get("partition_by", ())),
+        path=data["path"],
+        keys=tuple(data["keys"]),
+        write_mode=data["write_mode"],
+        deletable=bool(data["deletable"]),
     )
 
 
+def _placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
 def all_table_specs() -> list[TableSpec]:
-    return [table_spec(p.stem) for p in sorted(TABLES_DIR.glob("*.json"))]
+    return [table_spec(f.name.removesuffix(".json")) for f in resources.iter_files("tables")]
 
 
 def render_reference() -> str:
@@ -106,7 +171,8 @@ def render_reference() -> str:
         "# Table schemas",
         "",
         "Generated from `schemas/tables/*.json` by `python -m lakehouse.lake.schemas`;",
-        "do not edit the tables section by hand.",
+        "do not edit the tables section by hand. Each column's meaning is also its column",
+        "comment in the Delta table (Spark, Databricks and Unity Catalog show it).",
         "",
     ]
     for spec in all_table_specs():
@@ -114,6 +180,10 @@ def render_reference() -> str:
             f"## `{spec.name}` (zone: {spec.zone}, schema version {spec.version})",
             "",
             spec.description,
+            "",
+            f"Location: `{spec.zone}/{spec.path}`. Keys: {', '.join(spec.keys) or '(none)'}. "
+            f"Written by: {spec.write_mode.replace('_', '-')}"
+            + ("; rows may be deleted (delete + vacuum)." if spec.deletable else "; rows are never deleted."),
             "",
         ]
         if spec.partition_by:
@@ -126,6 +196,7 @@ def render_reference() -> str:
 
 
 if __name__ == "__main__":
-    readme = SCHEMAS_DIR / "README.md"
+    # A maintainer's tool: in the checkout's editable install the packaged folder is schemas/ itself.
+    readme = Path(str(resources.schema_file("README.md")))
     head = readme.read_text().split("<!-- tables -->")[0] if readme.exists() else ""
     readme.write_text(head.rstrip() + "\n\n<!-- tables -->\n\n" + render_reference())

@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
-SUITE_PATH = Path(__file__).resolve().parents[2] / "schemas" / "quality" / "research.json"
+from lakehouse import resources
+
+SUITE_PATH = resources.schema_file("quality", "research.json")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Suite:
 
 
 @cache
-def load_suite(path: Path = SUITE_PATH) -> Suite:
+def load_suite(path: Traversable = SUITE_PATH) -> Suite:
     data = json.loads(path.read_text())
     return Suite(
         name=data["name"],

@@ -1,23 +1,25 @@
 """One object-store interface over local folders and S3.
 
 ``open_archive`` returns an ``ObjectReader`` (no write methods exist on it),
-throttled by the process-wide archive throttle. ``open_zone`` returns a
-writable ``ObjectStore`` for restricted, research and datasets.
+throttled by the process-wide archive throttle; a local archive follows symbolic
+links only as ``[archive] follow_symlinks`` says. ``open_zone`` returns a
+writable ``ObjectStore`` for restricted, research and datasets; the private zones
+(restricted) keep local folders 0700 and files 0600.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
 
-from lakehouse.config import Settings, ZoneSettings
+from lakehouse.config import ArchiveSettings, Settings, ThrottleSettings
 from lakehouse.errors import ConfigError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
-from lakehouse.storage.local import LocalReader, LocalStore
+from lakehouse.storage.local import LINK_REASONS, LocalReader, LocalStore, keep_private, private_folders
 from lakehouse.storage.throttle import Throttle, ThrottledReader, TokenBucket, with_retries
 
 __all__ = [
+    "LINK_REASONS",
+    "PRIVATE_ZONES",
     "ObjectInfo",
     "ObjectReader",
     "ObjectStore",
@@ -25,53 +27,58 @@ __all__ = [
     "ThrottledReader",
     "TokenBucket",
     "archive_throttle",
+    "keep_private",
     "open_archive",
     "open_zone",
+    "private_folders",
     "with_retries",
 ]
 
-_throttles: dict[str, Throttle] = {}
+# Zones holding identified data: local folders 0700, files 0600, whatever the umask.
+PRIVATE_ZONES = frozenset({"restricted"})
+
+_throttles: dict[tuple[str, ThrottleSettings], Throttle] = {}
 _throttles_lock = threading.Lock()
 
 
 def archive_throttle(settings: Settings) -> Throttle:
     """The one throttle of this process for the configured archive."""
-    t = settings.section("throttle")
-    key = f"{settings.archive.uri}|{t.get('requests_per_second')}|{t.get('bytes_per_second')}"
+    t = settings.throttle
+    key = (settings.archive.uri, t)
     with _throttles_lock:
         if key not in _throttles:
             _throttles[key] = Throttle(
-                float(t.get("requests_per_second", 0)),
-                float(t.get("bytes_per_second", 0)),
-                adaptive=bool(t.get("adaptive", True)),
-                slow_request_seconds=float(t.get("slow_request_seconds", 2.0)),
-                min_fraction=float(t.get("min_fraction", 0.05)),
+                t.requests_per_second,
+                t.bytes_per_second,
+                adaptive=t.adaptive,
+                slow_request_seconds=t.slow_request_seconds,
+                min_fraction=t.min_fraction,
             )
         return _throttles[key]
 
 
-def _raw_reader(zone: ZoneSettings, throttle: Mapping[str, Any]) -> ObjectReader:
+def _raw_reader(zone: ArchiveSettings, throttle: ThrottleSettings) -> ObjectReader:
     if zone.is_s3:
         from lakehouse.storage.s3 import S3Reader
 
         retry = {
-            "max_retries": int(throttle.get("max_retries", 5)),
-            "base": float(throttle.get("backoff_base_seconds", 0.2)),
-            "cap": float(throttle.get("backoff_max_seconds", 10.0)),
+            "max_retries": throttle.max_retries,
+            "base": throttle.backoff_base_seconds,
+            "cap": throttle.backoff_max_seconds,
         }
-        return S3Reader(zone, timeout=float(throttle.get("timeout_seconds", 30.0)), list_retry=retry)
-    return LocalReader(zone.local_path)
+        return S3Reader(zone, timeout=throttle.timeout_seconds, list_retry=retry)
+    return LocalReader(zone.local_path, follow_symlinks=zone.follow_symlinks)
 
 
 def open_archive(settings: Settings) -> ObjectReader:
     """The archive, read-only by construction, throttled and retrying."""
-    t = settings.section("throttle")
+    t = settings.throttle
     return ThrottledReader(
         _raw_reader(settings.archive, t),
         archive_throttle(settings),
-        max_retries=int(t.get("max_retries", 5)),
-        backoff_base=float(t.get("backoff_base_seconds", 0.2)),
-        backoff_max=float(t.get("backoff_max_seconds", 10.0)),
+        max_retries=t.max_retries,
+        backoff_base=t.backoff_base_seconds,
+        backoff_max=t.backoff_max_seconds,
     )
 
 
@@ -84,4 +91,4 @@ def open_zone(settings: Settings, name: str) -> ObjectStore:
         from lakehouse.storage.s3 import S3Store
 
         return S3Store(zone)
-    return LocalStore(zone.local_path)
+    return LocalStore(zone.local_path, private=name in PRIVATE_ZONES)

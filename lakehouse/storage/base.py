@@ -22,6 +22,8 @@ class ObjectInfo:
     etag: str  # S3 ETag without quotes; for files "mtime_ns-size"
     last_modified: datetime | None = None
     storage_class: str | None = None
+    # A local archive's symbolic link that is not followed: why (a reason code). Never read.
+    link: str | None = None
 
 
 class ObjectReader(ABC):

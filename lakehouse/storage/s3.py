@@ -8,6 +8,7 @@ and lets us translate its errors into Transient/Permanent ones ourselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -15,10 +16,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from lakehouse.config import ZoneSettings
+from lakehouse.config import ThrottleSettings, ZoneSettings
 from lakehouse.errors import ObjectNotFound, PermanentStorageError, TransientStorageError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
 from lakehouse.storage.throttle import with_retries
+
+# Timeout and listing retries of a store opened without settings (the writable zones).
+_DEFAULTS = ThrottleSettings()
 
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -41,14 +45,55 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def make_client(zone: ZoneSettings, timeout: float = 30.0) -> Any:
-    session = boto3.session.Session(profile_name=zone.profile or None)
+@dataclass(frozen=True)
+class S3Access:
+    """A zone's S3 settings as every client takes them: blanks are None, and plain HTTP is
+    allowed when the endpoint is ``http://`` or the zone says so. boto3 (here) and the Delta
+    and Arrow clients (``lakehouse.lake.s3``) all start from this one reading."""
+
+    endpoint_url: str | None
+    region: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    profile: str | None
+    allow_http: bool
+    conditional_put: str
+
+    @classmethod
+    def of(cls, zone: ZoneSettings) -> S3Access:
+        return cls(
+            endpoint_url=zone.endpoint_url or None,
+            region=zone.region or None,
+            access_key_id=zone.access_key_id or None,
+            secret_access_key=zone.secret_access_key or None,
+            profile=zone.profile or None,
+            allow_http=zone.allow_http or zone.endpoint_url.startswith("http://"),
+            conditional_put=zone.conditional_put,
+        )
+
+    def credentials(self) -> tuple[str, str, str | None] | None:
+        """(key id, secret, session token): the zone's keys, else its profile's as boto3
+        resolves them (for clients that take no profile name); None = the default chain."""
+        if self.access_key_id:
+            return self.access_key_id, self.secret_access_key or "", None
+        if not self.profile:
+            return None
+        found = boto3.session.Session(profile_name=self.profile).get_credentials()
+        if found is None:
+            raise PermanentStorageError(f"AWS profile {self.profile!r} has no credentials")
+        frozen = found.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
+
+
+def make_client(zone: ZoneSettings, timeout: float) -> Any:
+    access = S3Access.of(zone)
+    session = boto3.session.Session(profile_name=access.profile)
     return session.client(
         "s3",
-        endpoint_url=zone.endpoint_url or None,
-        region_name=zone.region or None,
-        aws_access_key_id=zone.access_key_id or None,
-        aws_secret_access_key=zone.secret_access_key or None,
+        endpoint_url=access.endpoint_url,
+        region_name=access.region,
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
         # Retries are ours (jittered, shared throttle), so botocore's are off.
         config=Config(
             retries={"max_attempts": 1, "mode": "standard"},
@@ -78,11 +123,16 @@ class S3Reader(ObjectReader):
         self,
         zone: ZoneSettings,
         client: Any | None = None,
-        timeout: float = 30.0,
+        timeout: float = _DEFAULTS.timeout_seconds,
         list_retry: dict[str, Any] | None = None,
     ) -> None:
         self.uri = zone.uri
-        self._list_retry = {"max_retries": 5, "base": 0.2, "cap": 10.0, **(list_retry or {})}
+        self._list_retry = {
+            "max_retries": _DEFAULTS.max_retries,
+            "base": _DEFAULTS.backoff_base_seconds,
+            "cap": _DEFAULTS.backoff_max_seconds,
+            **(list_retry or {}),
+        }
         self.bucket, self.prefix = split_s3_uri(zone.uri)
         self._client = client or make_client(zone, timeout)
 

@@ -118,9 +118,9 @@ class ThrottledReader(ObjectReader):
         inner: ObjectReader,
         throttle: Throttle,
         *,
-        max_retries: int = 5,
-        backoff_base: float = 0.2,
-        backoff_max: float = 10.0,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
     ) -> None:
         self._inner = inner
         self._throttle = throttle

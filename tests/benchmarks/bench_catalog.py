@@ -32,7 +32,8 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
 from pydicom import dcmread
 
-from lakehouse.catalog import catalog_location, sync_catalog
+from lakehouse import lake
+from lakehouse.catalog import sync_catalog
 from lakehouse.config import init_root, load_settings
 from lakehouse.synth import generate_archive
 
@@ -136,7 +137,7 @@ def s3_bytes_per_object(paths: list[Path], archive: Path, work: Path) -> dict[st
         }
         settings = load_settings(root / "lakehouse.toml", env=env)
         result = sync_catalog(settings)
-        per_object = catalog_location(settings).read(columns=["header_bytes_read", "size"]).to_pylist()
+        per_object = lake.table(settings, "catalog").read(columns=["header_bytes_read", "size"]).to_pylist()
     finally:
         server.stop()
     return {

@@ -105,17 +105,15 @@ def child_export(config: Path, request_id: str, workers: int) -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    from lakehouse.export import commit, run_export
-    from lakehouse.export.state import list_runs
-    from lakehouse.storage import open_zone
+    from lakehouse.export import GateFailed, export_runs, run_export
 
     settings = load_settings(config, env={})
     started = time.perf_counter()
     try:
         state = run_export(settings, request_id, user=USER, engine="local", workers=workers).state
-    except commit.GateFailed:
+    except GateFailed:
         # Still a measurement (everything up to the commit ran); the table says it failed.
-        state = list_runs(open_zone(settings, "restricted"), request_id)[-1]
+        state = export_runs(settings, request_id)[-1]
     seconds = time.perf_counter() - started
     print(json.dumps({"run_export_seconds": seconds, "state": state.to_dict()}, default=str))
 

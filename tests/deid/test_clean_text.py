@@ -3,15 +3,13 @@ Meanings of local coding schemes are free text, those of standard schemes are vo
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from test_engine import make_ct, out, run
 
+from lakehouse import resources
 from lakehouse.deid.clean_text import REDACTED_MEANING, clean_text, is_standard_scheme, vocabulary
-from lakehouse.deid.options import SCHEMAS_DIR
 
 
 @pytest.mark.parametrize(
@@ -50,9 +48,9 @@ def test_numbers_short_or_with_units_only() -> None:
 
 
 def test_vocabulary_and_schemes_are_versioned_data() -> None:
-    raw = json.loads((SCHEMAS_DIR / "clean_vocabulary.json").read_text())
+    raw = resources.read_json("deid", "clean_vocabulary.json")
     assert raw["version"] == vocabulary().version and raw["source"]
-    schemes = json.loads((SCHEMAS_DIR / "coding_schemes.json").read_text())
+    schemes = resources.read_json("deid", "coding_schemes.json")
     assert schemes["source"].startswith("DICOM PS3.16")
     assert all(word == word.casefold() for group in raw["words"].values() for word in group)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from lakehouse.cli import app
 from lakehouse.config import init_root, load_settings
 from lakehouse.deid import pseudonymize_uid
-from lakehouse.deid.keys import load_project_key
+from lakehouse.export.keys import load_project_key
 
 runner = CliRunner()
 KEY_HEX = "ab" * 32

@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from lakehouse.deid import DeidResult, DeidSettings, deidentify, pseudonymize_uid
-from lakehouse.deid.meta import IMPLEMENTATION_CLASS_UID
+from lakehouse.dicom.part10 import IMPLEMENTATION_CLASS_UID
 
 KEY = bytes(range(32))
 SOP_UID = "1.2.826.0.1.3680043.8.498.1001"

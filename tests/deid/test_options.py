@@ -21,7 +21,7 @@ def test_unknown_option_is_a_value_error_with_one_line() -> None:
 
 
 def test_date_options_exclude_each_other() -> None:
-    with pytest.raises(InvalidDeidOption, match="exclude each other"):
+    with pytest.raises(InvalidDeidOption, match="mutually exclusive"):
         parse_options(["retain-full-dates", "retain-modified-dates"])
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
-from lakehouse.deid.options import SCHEMAS_DIR, option_catalog
+from lakehouse import resources
+from lakehouse.deid.options import option_catalog
 from lakehouse.deid.profile import ACTION_CODES, load_profile, resolve, resolved_profile
 
-RAW = json.loads((SCHEMAS_DIR / "ps315_2026d.json").read_text())
+RAW = resources.read_json("deid", "ps315_2026d.json")
 
 
 def test_table_has_657_rows_edition_and_source() -> None:
     assert len(RAW["rules"]) == 657
     assert RAW["source"]["edition"] == "2026d" and RAW["source"]["url"].startswith("https://dicom.nema.org/")
-    assert (SCHEMAS_DIR / "ps315_2026d.NOTICE.md").read_text().count("MIT License") == 1
+    assert resources.read_text("deid", "ps315_2026d.NOTICE.md").count("MIT License") == 1
 
 
 def test_only_allowed_action_codes() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -45,7 +48,7 @@ def prepare(config: Path, *, patients: int = 2, options: list[str] | None = None
     """Synthesize (when a folder is given), catalog, submit as alice, approve as bob; returns the request id."""
     from lakehouse import governance
     from lakehouse.catalog import sync_catalog
-    from lakehouse.deid.keys import load_project_key
+    from lakehouse.export.keys import load_project_key
     from lakehouse.synth import synthesize_archive
 
     settings = load_settings(config, env={})
@@ -78,3 +81,10 @@ def comparable(df: pl.DataFrame) -> pl.DataFrame:
 def objects(root: Path, project: str) -> dict[str, bytes]:
     base = root / "research" / project / "objects"
     return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*.dcm"))}
+
+
+def lakehouse(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed CLI in a real process (no fault injection unless ``env`` asks for it)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_FAULT")}
+    return subprocess.run([sys.executable, "-m", "lakehouse", *args], capture_output=True, text=True, check=False,
+                          env={**base, **(env or {})}, cwd=cwd, timeout=600)

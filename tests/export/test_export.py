@@ -10,11 +10,10 @@ import polars as pl
 import pytest
 from export_testing import PROJECT, TABLES, Prepared, objects, prepare, read_table
 
-from lakehouse import governance
+from lakehouse import governance, lake
 from lakehouse.catalog import read_catalog
 from lakehouse.errors import Refused
 from lakehouse.export import GateFailed, export_status, purge_patient, purge_request, run_export
-from lakehouse.export.commit import restricted_location
 
 
 def source_identifiers(prepared: Prepared) -> set[str]:
@@ -54,10 +53,10 @@ def test_export_publishes_objects_and_tables(prepared: Prepared) -> None:
     assert set(attributes["SOPInstanceUID"].unique().to_list()) == set(instances["SOPInstanceUID"].to_list())
 
     # Lineage (restricted) links every published object back; quarantine names reasons only.
-    lineage = restricted_location(prepared.settings, "lineage").read().to_pylist()
+    lineage = lake.table(prepared.settings, "lineage").read().to_pylist()
     assert len(lineage) == state.exported
     assert {r["output_key"] for r in lineage} == set(instances["object_key"].to_list())
-    quarantine = restricted_location(prepared.settings, "quarantine").read().to_pylist()
+    quarantine = lake.table(prepared.settings, "quarantine").read().to_pylist()
     assert sum(state.quarantined.values()) == len(quarantine)
     assert all(q["reason"] for q in quarantine)
 
@@ -140,9 +139,7 @@ def test_refusals_before_any_read(prepared: Prepared) -> None:
 def test_tampered_manifest_is_refused(prepared: Prepared) -> None:
     from deltalake import write_deltalake
 
-    from lakehouse.governance._store import location
-
-    manifests = location(prepared.settings, "governance_manifests")
+    manifests = lake.table(prepared.settings, "governance_manifests")
     rows = manifests.read().to_pylist()
     rows[0]["key"] = rows[-1]["key"]  # point one entry at another archive object
     write_deltalake(manifests.uri, manifests.spec.to_arrow(rows), mode="overwrite")
@@ -164,13 +161,13 @@ def test_gate_blocks_a_bad_batch_and_nothing_is_visible(prepared_template: Prepa
     assert report.is_file()
     assert not (prepared.root / "research" / patient_id / "tables").exists()
     assert not list((prepared.root / "research").rglob("*.dcm"))
-    assert not restricted_location(prepared.settings, "lineage").exists()
+    assert not lake.table(prepared.settings, "lineage").exists()
 
 
 def test_optout_purge_removes_a_patient_everywhere(prepared: Prepared) -> None:
     settings = prepared.settings
     run_export(settings, prepared.request_id, user="olga")
-    lineage = restricted_location(settings, "lineage").read().to_pylist()
+    lineage = lake.table(settings, "lineage").read().to_pylist()
     patient = lineage[0]["source_patient_id"]
     theirs = {r["sop_instance_uid"] for r in lineage if r["source_patient_id"] == patient}
     with pytest.raises(Refused):
@@ -218,6 +215,6 @@ def test_bad_archive_objects_are_quarantined_with_a_reason(prepared_template: Pr
     assert state.status == "succeeded"
     assert state.quarantined.get("missing_uid") == 1
     assert state.exported + sum(state.quarantined.values()) == state.planned_objects
-    reasons = {q["source_key"]: q["reason"] for q in restricted_location(prepared.settings, "quarantine").read().to_pylist()}
+    reasons = {q["source_key"]: q["reason"] for q in lake.table(prepared.settings, "quarantine").read().to_pylist()}
     assert reasons["odd/no-series.dcm"] == "missing_uid"
     assert "odd/notes.txt" not in reasons  # never cataloged as DICOM, so never in a manifest

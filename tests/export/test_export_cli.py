@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
-from export_testing import PROJECT, Prepared, objects, read_table
-
-
-def lakehouse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_FAULT")}
-    return subprocess.run([sys.executable, "-m", "lakehouse", *args], capture_output=True, text=True, check=False,
-                          env=env, cwd=cwd, timeout=600)
+from export_testing import PROJECT, Prepared, lakehouse, objects, read_table
 
 
 def test_export_run_status_and_refusals(prepared: Prepared) -> None:
@@ -29,20 +21,35 @@ def test_export_run_status_and_refusals(prepared: Prepared) -> None:
     assert result["status"] == "succeeded" and result["exported"] > 0
     assert set(result["table_versions"]) == {"studies", "series", "instances", "attributes", "lineage", "quarantine"}
 
+    # One serializer: `export run`, `export status` and `export list` print the same object.
     status = lakehouse("export", "status", result["run_id"], "--json", *config)
-    assert status.returncode == 0 and json.loads(status.stdout)["exported"] == result["exported"]
+    assert status.returncode == 0 and json.loads(status.stdout) == result
+    listed = lakehouse("export", "list", "--request", prepared.request_id, "--json", *config)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == {"runs": [result]}
+    assert result["error"] is None and result["resumed"] is False
+
     text = lakehouse("export", "status", result["run_id"], *config)
-    assert "succeeded" in text.stdout
+    assert f"run {result['run_id']}: succeeded" in text.stdout
+    assert_readable(text.stdout)
+    text_list = lakehouse("export", "list", *config)
+    assert text_list.stdout.startswith(result["run_id"]) and "succeeded" in text_list.stdout
+    assert lakehouse("export", "list", "--request", "req-other", *config).stdout == "no export runs\n"
     missing = lakehouse("export", "status", "run-nope", *config)
     assert missing.returncode != 0 and "no export run" in missing.stderr
+
+
+def assert_readable(text: str) -> None:
+    """Text output for people: ISO 8601 times, no Python reprs."""
+    assert "{'" not in text and "None" not in text and "datetime" not in text
+    assert re.search(r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text)
 
 
 def test_optout_purge_and_revoke_purge(prepared: Prepared) -> None:
     config = ["--config", str(prepared.config)]
     assert lakehouse("export", "run", prepared.request_id, "--user", "olga", *config).returncode == 0
-    from lakehouse.export.commit import restricted_location
+    from lakehouse import lake
 
-    patient = restricted_location(prepared.settings, "lineage").read().column("source_patient_id")[0].as_py()
+    patient = lake.table(prepared.settings, "lineage").read().column("source_patient_id")[0].as_py()
     purged = lakehouse("optout", "purge", "--patient-id", patient, "--user", "root", "--json", *config)
     assert purged.returncode == 0, purged.stderr
     assert json.loads(purged.stdout)["instances"] > 0

@@ -6,7 +6,7 @@ import pytest
 from export_testing import ROLES, prepare, set_sections
 from lakehouse_testing import S3Server, write_s3_config
 
-from lakehouse import governance
+from lakehouse import governance, lake
 from lakehouse.config import load_settings
 from lakehouse.errors import Refused
 from lakehouse.export import run_export
@@ -41,7 +41,7 @@ def test_export_on_s3_reads_the_archive_only(s3_server: S3Server, tmp_path) -> N
     assert s3_server.log.methods_for_bucket(buckets["archive"]) <= {"GET", "HEAD"}
     assert s3_server.log.for_bucket(buckets["archive"])
 
-    options = settings.research.storage_options()
+    options = lake.delta_storage_options(settings.research)
     instances = pl.read_delta(f"s3://{buckets['research']}/research/lung-ai/tables/instances", storage_options=options)
     assert instances.height == state.exported
     listed = client.list_objects_v2(Bucket=buckets["research"], Prefix="research/lung-ai/objects/")

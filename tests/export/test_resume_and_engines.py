@@ -10,17 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, TABLES, Prepared, comparable, objects, read_table
+from export_testing import PROJECT, TABLES, Prepared, comparable, lakehouse, objects, read_table
 
 from lakehouse.export import run_export
-from lakehouse.export.run import split_batches
+from lakehouse.export.plan import split_batches
 
 
 def _cli(prepared: Prepared, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lakehouse", *args, "--config", str(prepared.config), "--user", "olga"],
-        capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}, timeout=600,
-    )
+    return lakehouse(*args, "--config", str(prepared.config), "--user", "olga", env=env)
 
 
 def _snapshot(prepared: Prepared) -> tuple[dict[str, object], dict[str, bytes]]:

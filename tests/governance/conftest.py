@@ -20,7 +20,7 @@ import pytest
 from deltalake import write_deltalake
 
 from lakehouse.config import Settings, load_settings
-from lakehouse.lake import DeltaLocation, table_spec
+from lakehouse.lake import table as lake_table
 
 WORKER = Path(__file__).with_name("race_worker.py")
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -121,13 +121,13 @@ def standard_catalog() -> list[dict[str, Any]]:
 
 def write_catalog(settings: Settings, rows: list[dict[str, Any]], mode: str = "append") -> None:
     """Stand-in for the catalog sync: write rows into restricted/catalog."""
-    loc = DeltaLocation(settings.restricted, "catalog", table_spec("catalog"))
+    loc = lake_table(settings, "catalog")
     if mode == "append":
-        loc.append(table_spec("catalog").to_arrow(rows))
+        loc.merge(loc.spec.to_arrow(rows))
     else:
         write_deltalake(
             loc.uri,
-            table_spec("catalog").to_arrow(rows),
+            loc.spec.to_arrow(rows),
             mode="overwrite",
             storage_options=loc.storage_options,
         )

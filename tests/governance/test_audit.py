@@ -13,7 +13,7 @@ from deltalake import write_deltalake
 
 from lakehouse import governance
 from lakehouse.errors import LakeError, Refused
-from lakehouse.governance._store import location
+from lakehouse.lake import table as lake_table
 
 
 def fill_chain(settings) -> str:  # type: ignore[no-untyped-def]
@@ -37,12 +37,12 @@ def fill_chain(settings) -> str:  # type: ignore[no-untyped-def]
 
 def rewrite(settings, rows) -> None:  # type: ignore[no-untyped-def]
     """Tamper for real: overwrite the audit table with the given rows through deltalake."""
-    loc = location(settings, "audit")
+    loc = lake_table(settings, "audit")
     write_deltalake(loc.uri, loc.spec.to_arrow(rows), mode="overwrite", storage_options=loc.storage_options)
 
 
 def stored(settings) -> list[dict]:  # type: ignore[type-arg, no-untyped-def]
-    return location(settings, "audit").read().sort_by("seq").to_pylist()
+    return lake_table(settings, "audit").read().sort_by("seq").to_pylist()
 
 
 def test_commands_append_phi_free_events(settings) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_editing_the_parquet_file_in_place_is_detected(settings) -> None:  # typ
     if settings.restricted.is_s3:
         pytest.skip("in-place file edit is a local-folder attack; S3 is covered by the rewrites above")
     fill_chain(settings)
-    loc = location(settings, "audit")
+    loc = lake_table(settings, "audit")
     table = loc.open()
     assert table is not None
     for uri in table.file_uris():

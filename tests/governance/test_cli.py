@@ -184,17 +184,21 @@ def test_audit_verify_exits_non_zero_when_broken(root: Path) -> None:
     from deltalake import write_deltalake
 
     from lakehouse.config import load_settings
-    from lakehouse.governance._store import location
+    from lakehouse.lake import table as lake_table
 
     cli(root, "optout", "add", "--patient-id", "PAT-1", "--reason", "letter", "--user", "root")
     cli(root, "optout", "list", "--user", "root")
-    loc = location(load_settings(root / "lakehouse.toml"), "audit")
+    loc = lake_table(load_settings(root / "lakehouse.toml"), "audit")
     rows = loc.read().sort_by("seq").to_pylist()
     rows[1]["details_json"] = '{"count":0}'
-    write_deltalake(loc.uri, loc.spec.to_arrow(rows), mode="overwrite")  # type: ignore[union-attr]
+    write_deltalake(loc.uri, loc.spec.to_arrow(rows), mode="overwrite")
     broken = lakehouse(root, "audit", "verify")
     assert broken.returncode == 4
     assert f"broken at event 1 ({rows[1]['event_id']}): hash does not match" in broken.stderr
-    as_json = runner.invoke(app, ["audit", "verify", "--json", "--config", str(root / "lakehouse.toml")])
-    assert isinstance(as_json.exception, AuditChainBroken)  # main() turns it into exit code 4
-    assert json.loads(as_json.stdout)["first_broken"]["index"] == 1
+    as_json = lakehouse(root, "audit", "verify", "--json")
+    assert as_json.returncode == 4
+    error = json.loads(as_json.stdout)  # one object: the error, carrying the verification
+    assert error["code"] == "audit_chain_broken" and error["error"] in as_json.stderr
+    assert error["details"]["first_broken"]["index"] == 1
+    in_process = runner.invoke(app, ["audit", "verify", "--json", "--config", str(root / "lakehouse.toml")])
+    assert isinstance(in_process.exception, AuditChainBroken)

@@ -12,6 +12,7 @@ from conftest import NOW, Lake, catalog_row, standard_catalog, write_catalog
 from lakehouse import governance
 from lakehouse.errors import Refused
 from lakehouse.governance.manifest import manifest_sha256
+from lakehouse.lake import table as lake_table
 
 CT_COHORT = {"modalities": ["CT"]}
 
@@ -58,8 +59,8 @@ def test_lifecycle_submit_approve_gate_revoke(settings) -> None:  # type: ignore
     events = governance.list_requests(settings, project="lungs")
     assert [r.id for r in events] == [req.id]
     assert governance.list_requests(settings, status="pending") == []
-    uri = settings.restricted.join("governance/events")
-    got = pl.read_delta(uri, storage_options=settings.restricted.storage_options() or None).sort("seq")
+    events = lake_table(settings, "governance_events")
+    got = pl.read_delta(events.uri, storage_options=events.storage_options or None).sort("seq")
     assert got.select("action", "seq").rows() == [("submit", 1), ("approve", 2), ("revoke", 3)]
 
 
@@ -74,6 +75,8 @@ def test_preview_counts_only(settings) -> None:  # type: ignore[no-untyped-def]
         "modalities": {"CT": 3, "MR": 1, "US": 1},
         "burned_in_risk": 1,
         "opted_out_excluded": 0,
+        "read_with_warnings": {},
+        "unexportable": 0,
     }
     brain = governance.preview(settings, {"description_contains": "brain", "study_date_to": "2023-12-31"})
     assert (brain.patients, brain.instances, brain.modalities) == (1, 1, {"MR": 1})
@@ -231,11 +234,9 @@ def test_optout_excluded_when_freezing(settings) -> None:  # type: ignore[no-unt
 def test_tampered_manifest_refused(settings) -> None:  # type: ignore[no-untyped-def]
     from deltalake import write_deltalake
 
-    from lakehouse.governance._store import location
-
     req = submit(settings)
     governance.approve(settings, req.id, user="bob", expires=date(2025, 6, 1), now=NOW)
-    loc = location(settings, "governance_manifests")
+    loc = lake_table(settings, "governance_manifests")
     rows = loc.read().to_pylist()
     rows[0]["etag"] = "swapped-object"
     write_deltalake(loc.uri, loc.spec.to_arrow(rows), mode="overwrite", storage_options=loc.storage_options)

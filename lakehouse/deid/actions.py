@@ -1,8 +1,11 @@
-"""The header actions of the profile, applied in place at every depth.
+"""The profile's actions on the header, applied in place at every depth.
 
 One walk over the dataset: each element's action is a dict lookup in the resolved profile.
-Elements the profile keeps are left as read (raw bytes, no decoding), so pixel data and
-untouched values are written back byte for byte.
+Elements the profile keeps are left as read (raw bytes, no decoding, see
+``lakehouse.dicom.elements``), so pixel data and untouched values are written back byte for
+byte. Every identifying value removed or replaced is remembered (``Identifiers``): every
+Person Name, UID and (unless full dates are kept) date, and the values of the attributes
+``schemas/deid/identifying_attributes.json`` lists for the ``header`` check.
 
 Where the standard leaves the mechanics open:
 - A sequence whose action is D, C, K or U* is kept and its items are cleaned recursively
@@ -35,12 +38,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pydicom.charset import default_encoding
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from lakehouse.deid.clean_text import REDACTED_MEANING, clean_text, is_standard_scheme
+from lakehouse.deid.identifying import checked_by
 from lakehouse.deid.profile import ResolvedProfile
 from lakehouse.deid.pseudonyms import (
     is_well_known_uid,
@@ -49,7 +51,15 @@ from lakehouse.deid.pseudonyms import (
     shift_da,
     shift_dt,
 )
-from lakehouse.deid.residual import Identifiers, Scanner, fast_element_vr
+from lakehouse.deid.residual import Identifiers, Scanner
+from lakehouse.dicom.elements import (
+    STRING_VRS,
+    Element,
+    element_vr,
+    replaced_value,
+    set_value,
+    values_of,
+)
 
 DUMMIES: dict[str, Any] = {
     "PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED",
@@ -58,67 +68,21 @@ DUMMIES: dict[str, Any] = {
     "TM": "000000", "AS": "000Y", "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0,
     "UV": 0, "SV": 0, "FL": 0.0, "FD": 0.0,
 }
-STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
-                        "UC", "UI", "UR", "UT"})
-# Institution and station names are not harvested: they often repeat in the kept
-# Manufacturer / model values and would quarantine clean objects.
 # Identifiers replaced by keyed tokens (under Z or D) so records still group: tag → token kind.
 TOKEN_KINDS = {0x00100020: "patient", 0x00080050: "accession", 0x00200010: "study-id"}
-ID_TAGS = frozenset({
-    0x00100020, 0x00101000, 0x00080050, 0x00200010, 0x00380010, 0x00100021, 0x00181000,
-    0x0018700A, 0x00101090, 0x00380400, 0x00401001, 0x00400253, 0x00400009,
-    0x00400551, 0x00400512, 0x30080105, 0x300A00B2,
-    0x00102154, 0x00080094, 0x00401103,  # telephone numbers
-})
-ADDRESS_TAGS = frozenset({0x00101040, 0x00080081, 0x00080092, 0x00401102, 0x00102152})
 CONTENT_VALUE_TAGS = {
-    "TEXT": 0x0040A160, "PNAME": 0x0040A123, "DATE": 0x0040A121, "TIME": 0x0040A122,
-    "DATETIME": 0x0040A120, "UIDREF": 0x0040A124,
+    "TEXT": BaseTag(0x0040A160), "PNAME": BaseTag(0x0040A123), "DATE": BaseTag(0x0040A121),
+    "TIME": BaseTag(0x0040A122), "DATETIME": BaseTag(0x0040A120), "UIDREF": BaseTag(0x0040A124),
 }
-VALUE_TYPE = 0x0040A040
-CONCEPT_NAME = 0x0040A043
-CODE_MEANING = 0x00080104
-CODING_SCHEME_DESIGNATOR = 0x00080102
+VALUE_TYPE = BaseTag(0x0040A040)
+CONCEPT_NAME = BaseTag(0x0040A043)
+CODE_MEANING = BaseTag(0x00080104)
+CODING_SCHEME_DESIGNATOR = BaseTag(0x00080102)
 # VRs C cleans word by word; the others it keeps (TM, numbers) or replaces by the fallback.
 CLEANED_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "CS"})
 KEPT_UNDER_C_VRS = frozenset({"TM", "IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 REDACT = "redact"  # the fallback of a local-scheme Code Meaning: REDACTED_MEANING
 CLEANING_OPTIONS = frozenset({"clean-descriptors", "clean-structured-content"})
-REPLACED_FROM_RAW_VRS = frozenset({"UI", "DA", "DT"})
-UNDEFINED_LENGTH = 0xFFFFFFFF
-
-
-def _element_of(ds: Dataset, tag: int) -> DataElement:
-    """``ds[tag]``, without ``Tag()`` and the raw checks for an element already converted."""
-    elem = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int: same hash and equality
-    return elem if not isinstance(elem, RawDataElement) else ds[tag]
-
-
-def _replaced_value(ds: Dataset, tag: int, vr: str) -> Any:
-    """The value of a UI, DA or DT element about to be replaced, as pydicom converts it.
-
-    A raw value is decoded here (default encoding, trailing spaces/NULs stripped, split at
-    ``\\``: pydicom's ``multi_string``) instead of converting an element that is replaced
-    anyway; ``_set_value`` then puts a new element in its place. Empty, private, undefined
-    length or VR-less elements take pydicom's conversion (which may write them differently).
-    """
-    raw = ds._dict[tag]  # type: ignore[index]  # BaseTag is an int
-    if (
-        isinstance(raw, RawDataElement) and raw.VR == vr and vr in REPLACED_FROM_RAW_VRS
-        and isinstance(raw.value, bytes) and raw.length != UNDEFINED_LENGTH and not (tag >> 16) & 1
-    ):
-        items = raw.value.decode(default_encoding).rstrip(" \x00").split("\\")
-        if items != [""]:
-            return items[0] if len(items) == 1 else items
-    return _element_of(ds, tag).value
-
-
-def _set_value(ds: Dataset, tag: int, vr: str, value: Any) -> None:
-    elem = ds._dict[tag]  # type: ignore[index]
-    if isinstance(elem, RawDataElement):
-        ds[elem.tag] = DataElement(elem.tag, vr, value)  # what converting + assigning gives
-    else:
-        elem.value = value
 
 
 def date_mode(options: frozenset[str]) -> str | None:
@@ -129,7 +93,7 @@ def date_mode(options: frozenset[str]) -> str | None:
     return None
 
 
-class HeaderWalker:
+class ProfileActions:
     """Applies the resolved profile to a dataset; collects the source's identifiers."""
 
     def __init__(self, profile: ResolvedProfile, key: bytes, options: frozenset[str], date_offset: int):
@@ -145,6 +109,7 @@ class HeaderWalker:
         self.counts: Counter[str] = Counter()
         self.uid_map: dict[str, str] = {}
         self.identifiers = Identifiers()
+        self.identifying = checked_by("header")  # tag → kind: id, address, ...
         self._shifted: set[str] = set()
         self._deferred: list[tuple[Dataset, int, str, str]] = []  # ds, tag, VR, fallback
 
@@ -155,11 +120,11 @@ class HeaderWalker:
         """Clean the deferred free text with the complete identifier set; return the scanner."""
         scanner = self.identifiers.compile(self.date_mode == "full", self._shifted)
         for ds, tag, vr, fallback in self._deferred:
-            elem = _element_of(ds, tag)
+            elem = ds[tag]
             value = elem.value
             if value is None or value == "":
                 continue
-            values = list(value) if isinstance(value, MultiValue | list) else [value]
+            values = values_of(value)
             cleaned = [c for v in values if (c := clean_text(scanner.clean(str(v))))]
             if cleaned:
                 elem.value = cleaned if len(cleaned) > 1 else cleaned[0]
@@ -170,26 +135,26 @@ class HeaderWalker:
     # -- traversal ---------------------------------------------------------------------------
 
     def _dataset(self, ds: Dataset, skip: int | None) -> None:
-        # The dataset's own tag objects: pydicom looks them up without converting them again.
-        for tag in list(ds._dict):
+        # The dataset's own tag objects, with each element as stored (raw or converted).
+        for tag, stored in list(ds.items()):
             if skip is None or tag != skip:
-                self._element(ds, tag)
-        if CODE_MEANING in ds._dict:
+                self._element(ds, tag, stored)
+        if CODE_MEANING in ds:
             self._code_meaning(ds)
 
-    def _element(self, ds: Dataset, tag: int) -> None:
-        group, elem = tag >> 16, tag & 0xFFFF
+    def _element(self, ds: Dataset, tag: BaseTag, stored: Element) -> None:
+        group, number = tag >> 16, tag & 0xFFFF
         if group & 1:
-            self._apply(ds, tag, self.profile.private, fast_element_vr(ds, tag))
+            self._apply(ds, tag, self.profile.private, element_vr(ds, tag, stored))
             return
-        if elem == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
+        if number == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
             del ds[tag]
             return
-        vr = fast_element_vr(ds, tag)
+        vr = element_vr(ds, tag, stored)
         if 0x5000 <= group <= 0x501E:
             action: str | None = self.curve_action
         elif 0x6000 <= group <= 0x601E:
-            action = self._overlay_action(elem, vr)
+            action = self._overlay_action(number, vr)
         else:
             action = self.profile.actions.get(int(tag))
         if action is None:
@@ -207,17 +172,17 @@ class HeaderWalker:
         return "C" if vr in ("LO", "LT", "SH", "ST", "UT", "CS") else None
 
     def _sequence(self, ds: Dataset, tag: int) -> None:
-        items = _element_of(ds, tag).value
+        items = ds[tag].value
         kept = [item for item in items if self._item(item)]
         if len(kept) != len(items):
-            _element_of(ds, tag).value = kept
+            ds[tag].value = kept
 
     def _item(self, item: Dataset) -> bool:
         """Clean one sequence item in place; False when it must be removed (SR content X)."""
         if VALUE_TYPE not in item:
             self._dataset(item, skip=None)
             return True
-        value_type = str(_element_of(item, VALUE_TYPE).value or "")
+        value_type = str(item[VALUE_TYPE].value or "")
         value_tag = CONTENT_VALUE_TAGS.get(value_type)
         action = self._content_action(item, value_type)
         if action == "X":
@@ -227,7 +192,7 @@ class HeaderWalker:
             self._dataset(item, skip=None)
             return True
         if action != "K":
-            self._apply(item, value_tag, action, fast_element_vr(item, value_tag), fallback="D")
+            self._apply(item, value_tag, action, element_vr(item, value_tag), fallback="D")
         else:
             self.counts["K"] += 1
         self._dataset(item, skip=value_tag)
@@ -262,7 +227,7 @@ class HeaderWalker:
             if action == "X":
                 del ds[tag]
             elif action == "Z":
-                _element_of(ds, tag).value = []
+                ds[tag].value = []
             else:
                 self._sequence(ds, tag)
             return
@@ -278,7 +243,7 @@ class HeaderWalker:
         if action == "X":
             del ds[tag]
             return
-        elem = _element_of(ds, tag)
+        elem = ds[tag]
         if tag in TOKEN_KINDS and elem.value:
             elem.value = pseudonymize_id(str(elem.value), self.key, TOKEN_KINDS[tag])
         elif action == "Z":
@@ -289,13 +254,13 @@ class HeaderWalker:
     def _uid(self, ds: Dataset, tag: int, vr: str) -> None:
         if vr != "UI":
             self._harvest(ds, tag, vr)
-            _element_of(ds, tag).value = DUMMIES.get(vr, b"\x00\x00")
+            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
             return
-        value = _replaced_value(ds, tag, vr)
+        value = replaced_value(ds, tag, vr)
         if not value:
             return
-        values = list(value) if isinstance(value, MultiValue | list) else [value]
-        _set_value(ds, tag, vr, [self._map_uid(str(v)) for v in values] if len(values) > 1
+        values = values_of(value)
+        set_value(ds, tag, vr, [self._map_uid(str(v)) for v in values] if len(values) > 1
                    else self._map_uid(str(values[0])))
 
     def _map_uid(self, uid: str) -> str:
@@ -314,7 +279,7 @@ class HeaderWalker:
                 self._shift(ds, tag, vr)
             elif self.date_mode is None:
                 self._harvest(ds, tag, vr)
-                _element_of(ds, tag).value = DUMMIES[vr]
+                ds[tag].value = DUMMIES[vr]
         elif vr == "AS":
             if not self.retain_age:
                 self._cap_age(ds, tag)
@@ -328,13 +293,13 @@ class HeaderWalker:
         """What C does when no part of the value is known to be safe."""
         self.counts["clean_fallback"] += 1
         if action == REDACT:
-            _element_of(ds, tag).value = REDACTED_MEANING
+            ds[tag].value = REDACTED_MEANING
         elif action == "X":
             del ds[tag]
         elif action == "Z":
-            _element_of(ds, tag).value = "" if vr in STRING_VRS else None
+            ds[tag].value = "" if vr in STRING_VRS else None
         else:
-            _element_of(ds, tag).value = DUMMIES.get(vr, b"\x00\x00")
+            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
 
     def _code_meaning(self, item: Dataset) -> None:
         """A code item's meaning: kept for standard schemes, else redacted or cleaned."""
@@ -345,13 +310,13 @@ class HeaderWalker:
             self._deferred.append((item, CODE_MEANING, "LO", REDACT))
         else:
             self.counts["code_meaning_redacted"] += 1
-            _element_of(item, CODE_MEANING).value = REDACTED_MEANING
+            item[CODE_MEANING].value = REDACTED_MEANING
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
-        value = _replaced_value(ds, tag, vr)
+        value = replaced_value(ds, tag, vr)
         if not value:
             return
-        values = list(value) if isinstance(value, MultiValue | list) else [value]
+        values = values_of(value)
         shift = shift_da if vr == "DA" else shift_dt
         out = []
         for v in values:
@@ -361,31 +326,31 @@ class HeaderWalker:
             out.append(moved if moved is not None else DUMMIES[vr])
             if moved is not None:
                 self._shifted.update(part[:8] for part in moved.split("-") if len(part) >= 8)
-        _set_value(ds, tag, vr, out if len(out) > 1 else out[0])
+        set_value(ds, tag, vr, out if len(out) > 1 else out[0])
         self.counts["shifted"] += 1
 
     def _cap_age(self, ds: Dataset, tag: int) -> None:
-        text = str(_element_of(ds, tag).value or "")
+        text = str(ds[tag].value or "")
         if len(text) == 4 and text.endswith("Y") and text[:3].isdigit() and int(text[:3]) > 89:
-            _element_of(ds, tag).value = "090Y"
+            ds[tag].value = "090Y"
             self.counts["age_capped"] += 1
 
     def _harvest(self, ds: Dataset, tag: int, vr: str) -> None:
         """Remember the identifying value about to be removed or replaced (for clean and scan)."""
         if vr not in STRING_VRS or not self._harvests(tag, vr):
             return  # nothing to remember: do not decode a value that is about to go
-        value = _element_of(ds, tag).value
+        value = ds[tag].value
         if value is None or value == "":
             return
-        values = list(value) if isinstance(value, MultiValue | list) else [value]
-        ids = self.identifiers
+        values = values_of(value)
+        ids, kind = self.identifiers, self.identifying.get(tag)
         for v in values:
             text = str(v)
-            if vr == "PN":
+            if vr == "PN" or kind == "name":
                 ids.add_name(text)
-            elif tag in ID_TAGS:
+            elif kind in ("id", "site"):
                 ids.add_id(text)
-            elif tag in ADDRESS_TAGS:
+            elif kind == "address":
                 ids.add_address(text)
             elif vr in ("DA", "DT") and self.date_mode != "full":
                 ids.add_date(text)
@@ -394,5 +359,5 @@ class HeaderWalker:
 
     def _harvests(self, tag: int, vr: str) -> bool:
         """Whether ``_harvest`` keeps anything of this attribute's values."""
-        return (vr in ("PN", "UI") or tag in ID_TAGS or tag in ADDRESS_TAGS
+        return (vr in ("PN", "UI") or tag in self.identifying
                 or (vr in ("DA", "DT") and self.date_mode != "full"))

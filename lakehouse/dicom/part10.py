@@ -1,5 +1,10 @@
-"""Part 10 bytes of a de-identified dataset, byte for byte what ``pydicom.dcmwrite(...,
-enforce_file_format=True)`` writes, without its per-element overhead.
+"""Part 10 files: file meta rebuilt from scratch, and the bytes of a dataset, byte for byte
+what ``pydicom.dcmwrite(..., enforce_file_format=True)`` writes, without its per-element
+overhead.
+
+``rebuild_file_meta`` carries nothing of the source meta over: no Source/Sending/Receiving
+AE Title, no source implementation class or version, no private meta; only the transfer
+syntax of the pixel data. The implementation identity is lakehouse's.
 
 pydicom's writer costs several microseconds per element (a buffer, a context manager and
 a dispatch each), which made writing the output cost more than reading and de-identifying
@@ -21,17 +26,33 @@ through ``dcmwrite`` itself.
 from __future__ import annotations
 
 import io
+from collections.abc import MutableSequence
+from operator import itemgetter
 from struct import Struct
 
 import pydicom
 from pydicom.charset import convert_encodings, custom_encoders, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.tag import BaseTag
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pydicom.valuerep import AMBIGUOUS_VR
+
+__all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "rebuild_file_meta", "transfer_syntax_of",
+           "write_part10"]
+
+# 2.25 UID: first 128 bits of SHA-256("lakehouse implementation class") (PS3.5 B.2).
+IMPLEMENTATION_CLASS_UID = "2.25.304714826324063156414613553275958213621"
+IMPLEMENTATION_VERSION_NAME = "LAKEHOUSE_DEID_1"
 
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
 # Written by pydicom with the default encoding, whatever the Specific Character Set.
@@ -39,8 +60,8 @@ ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UR", "UI"})
 # Encoded with the Specific Character Set: ASCII text is itself in these encodings.
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
 ASCII_TRANSPARENT = frozenset({"iso8859", "latin_1", "UTF8", "utf_8", "ascii"}) - custom_encoders.keys()
-PIXEL_DATA = 0x7FE00010
-SPECIFIC_CHARACTER_SET = 0x00080005
+PIXEL_DATA = BaseTag(0x7FE00010)
+SPECIFIC_CHARACTER_SET = BaseTag(0x00080005)
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 META_VERSION = b"\x00\x01"
@@ -72,6 +93,35 @@ _LAYOUTS = {(i, le): _Layout(i, le) for i in (True, False) for le in (True, Fals
 _META = _LAYOUTS[(False, True)]  # file meta: always explicit VR little endian
 
 
+def transfer_syntax_of(ds: Dataset) -> str:
+    """The source's transfer syntax (from its meta, else how the dataset was encoded)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return str(meta.TransferSyntaxUID)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRBigEndian if little is False else ExplicitVRLittleEndian
+
+
+def rebuild_file_meta(ds: Dataset, transfer_syntax: str) -> None:
+    """New file meta for ``ds`` (and a zero preamble): its SOP class and instance, the given
+    transfer syntax, lakehouse's implementation identity."""
+    meta = FileMetaDataset()
+    # The elements ``meta.<Keyword> = value`` makes, without the keyword lookups.
+    for tag, vr, value in (
+        (0x00020001, "OB", META_VERSION),  # File Meta Information Version
+        (0x00020002, "UI", ds.SOPClassUID),  # Media Storage SOP Class UID
+        (0x00020003, "UI", ds.SOPInstanceUID),  # Media Storage SOP Instance UID
+        (0x00020010, "UI", UID(transfer_syntax)),  # Transfer Syntax UID
+        (0x00020012, "UI", UID(IMPLEMENTATION_CLASS_UID)),  # Implementation Class UID
+        (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),  # Implementation Version Name
+    ):
+        meta[tag] = DataElement(tag, vr, value)
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+
+
 def write_part10(ds: Dataset) -> bytes:
     """The file ``dcmwrite(buffer, ds, enforce_file_format=True)`` writes; ``ds.file_meta`` is
     the one ``rebuild_file_meta`` made (it is not modified)."""
@@ -86,14 +136,14 @@ def write_part10(ds: Dataset) -> bytes:
         or syntax.is_implicit_VR and not syntax.is_little_endian
         or not all(type(v) in (str, UID) and v for v in values)
         or values[0] != ds_class or values[1] != ds_instance
-        or any(t >> 16 in (0, 2) for t in ds._dict)
+        or any(t >> 16 in (0, 2) for t in ds.keys())  # noqa: SIM118 - iterating a Dataset converts
         or getattr(ds, "preamble", None) != b"\x00" * 128
         or meta.get("FileMetaInformationVersion") != META_VERSION or len(meta) != 6
     ):
         buffer = io.BytesIO()  # anything unusual: pydicom decides (and raises) as before
         pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
         return buffer.getvalue()
-    if PIXEL_DATA in ds._dict:  # what dcmwrite does, converting Pixel Data the same way
+    if PIXEL_DATA in ds:  # what dcmwrite does, converting Pixel Data the same way
         ds[PIXEL_DATA].is_undefined_length = syntax.is_compressed
     out = bytearray(b"\x00" * 128 + b"DICM")
     out += _meta_group(meta, syntax, values)
@@ -125,7 +175,7 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, parent_encoding: str | list[st
     """``pydicom.filewriter.write_dataset`` for a dataset written as it was read."""
     if not _converted_only(ds) and (
         (fp.is_implicit_VR, fp.is_little_endian) != ds.original_encoding
-        or ds.original_character_set != ds._character_set
+        or _character_set_changed(ds, parent_encoding)
     ):
         write_dataset(fp, ds, parent_encoding)  # pydicom converts and corrects everything
         return
@@ -134,11 +184,9 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, parent_encoding: str | list[st
     converted = convert_encodings(encodings or [default_encoding])
     ascii_text = converted[0] in ASCII_TRANSPARENT
     layout = _LAYOUTS[(fp.is_implicit_VR, fp.is_little_endian)]
-    elements = ds._dict
-    for tag in sorted(elements):
+    for tag, elem in sorted(ds.items(), key=itemgetter(0)):
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue
-        elem = elements[tag]
         if isinstance(elem, RawDataElement):
             if not _write_raw(fp, layout, elem):
                 write_data_element(fp, ds.get_item(tag), encodings)
@@ -148,10 +196,26 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, parent_encoding: str | list[st
             write_data_element(fp, elem, encodings)
 
 
+def _character_set_changed(ds: Dataset, parent_encoding: str | list[str]) -> bool:
+    """Whether pydicom's writer would re-encode ``ds`` because its character set is no longer
+    the one it was read with. With its own Specific Character Set, pydicom's own comparison;
+    without one, the dataset inherits its parent's set, which is compared with the set it was
+    read with (a parent whose set changed sends the dataset through pydicom's writer, which is
+    always right, only slower)."""
+    if SPECIFIC_CHARACTER_SET in ds:
+        # pydicom reads the charset with ``get`` (which converts a raw element): do the same.
+        return bool(ds.original_character_set != convert_encodings(ds[SPECIFIC_CHARACTER_SET].value))
+    return _codecs(ds.original_character_set) != _codecs(parent_encoding)
+
+
+def _codecs(encodings: str | MutableSequence[str]) -> list[str]:
+    return [encodings] if isinstance(encodings, str) else list(encodings)
+
+
 def _converted_only(ds: Dataset) -> bool:
     """Nothing raw or ambiguous at any depth (e.g. the items we create): pydicom's re-encoding
     path would convert and correct nothing, so the direct path writes the same bytes."""
-    for elem in ds._dict.values():
+    for elem in ds.values():
         if isinstance(elem, RawDataElement) or elem.VR in AMBIGUOUS_VR:
             return False
         if elem.VR == "SQ" and not all(_converted_only(item) for item in elem.value):

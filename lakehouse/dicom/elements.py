@@ -1,0 +1,213 @@
+"""Elements of a pydicom dataset read and rewritten in place, through pydicom's public API,
+without decoding values that are only looked at.
+
+pydicom keeps each element of a dataset it read raw (``RawDataElement``: tag, VR, length,
+value bytes) until a value is asked for with ``ds[tag]``; it then decodes the value and
+stores a ``DataElement`` in its place. The Part 10 writer (``part10``) copies raw elements
+byte for byte, so code that only looks at elements walks them as stored
+(``Dataset.items()``, ``Dataset.get_item(tag, keep_deferred=True)``) and decodes text on
+the side (``value_text``); only code that changes a value converts its element
+(``ds[tag]``, ``set_value``, ``put``).
+
+``text_values`` is the raw walker: every text value at every depth, depth first, with the
+tag path that names it in reports (``(0040,A730)[1].(0040,A160)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableSequence
+from typing import Any
+
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
+
+__all__ = [
+    "STRING_VRS",
+    "element_vr",
+    "put",
+    "replaced_value",
+    "set_value",
+    "tag_text",
+    "text_encoding",
+    "text_values",
+    "value_text",
+    "values_of",
+]
+
+#: VRs whose values are character strings (PS3.5 Table 6.2-1), PN excepted.
+STRING_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
+SPECIFIC_CHARACTER_SET = BaseTag(0x00080005)
+UNDEFINED_LENGTH = 0xFFFFFFFF
+# Raw UI/DA/DT values decoded here (``replaced_value``): always in the default encoding.
+DECODED_FROM_RAW_VRS = frozenset({"UI", "DA", "DT"})
+# Read as text from raw bytes (``value_text``): always default-encoded, or in the dataset's charset.
+ASCII_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "UI", "UR"})
+CHARSET_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+SINGLE_BYTE_CODECS = frozenset({"iso8859", "latin_1"})  # pydicom's names for ISO_IR 100 / none
+
+Element = DataElement | RawDataElement
+
+
+def element_vr(ds: Dataset, tag: int, stored: Element | None = None) -> str:
+    """The element's VR: as stored (``stored``, when the caller walked ``ds.items()``), else,
+    for implicit-VR reads and deferred values, pydicom's (reading the value), the data
+    dictionary's, or UN."""
+    if stored is not None and stored.VR and not (stored.is_raw and stored.value is None):
+        return str(stored.VR)
+    elem = ds.get_item(tag)
+    vr = elem.VR if elem is not None else None
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def values_of(value: Any) -> list[Any]:
+    """One value or a multi-value as a list."""
+    return list(value) if isinstance(value, MultiValue | list) else [value]
+
+
+def replaced_value(ds: Dataset, tag: int, vr: str) -> Any:
+    """The value of a UI, DA or DT element about to be replaced, as pydicom converts it.
+
+    A raw value is decoded here (default encoding, trailing spaces/NULs stripped, split at
+    ``\\``: pydicom's ``multi_string``) instead of converting an element that is replaced
+    anyway; ``set_value`` then puts a new element in its place. Empty, private, undefined
+    length or VR-less elements take pydicom's conversion (which may write them differently).
+    """
+    raw = ds.get_item(tag, keep_deferred=True)
+    if (
+        isinstance(raw, RawDataElement) and raw.VR == vr and vr in DECODED_FROM_RAW_VRS
+        and isinstance(raw.value, bytes) and raw.length != UNDEFINED_LENGTH and not (tag >> 16) & 1
+    ):
+        items = raw.value.decode(default_encoding).rstrip(" \x00").split("\\")
+        if items != [""]:
+            return items[0] if len(items) == 1 else items
+    return ds[tag].value
+
+
+def set_value(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """Give the element a new value: a raw element is replaced by a new one (what converting
+    and assigning gives), a converted one keeps its VR."""
+    stored = ds.get_item(tag, keep_deferred=True)
+    if isinstance(stored, RawDataElement):
+        ds[stored.tag] = DataElement(stored.tag, vr, value)
+    else:
+        stored.value = value
+
+
+def put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """What ``ds.<Keyword> = value`` does (an existing element keeps its VR), minus the
+    keyword lookups."""
+    if tag in ds:
+        elem = ds[tag]
+        elem.value = value
+    else:
+        elem = DataElement(tag, vr, value)
+    ds[tag] = elem
+
+
+def tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def text_encoding(ds: Dataset) -> str | MutableSequence[str]:
+    """The character set pydicom decodes the dataset's raw text with: the one it was read
+    with; for a dataset built in memory, its own Specific Character Set, else the default."""
+    read_with = ds.original_character_set
+    if read_with:
+        return read_with
+    declared = ds.get_item(SPECIFIC_CHARACTER_SET, keep_deferred=True)
+    if declared is None:
+        return default_encoding
+    return convert_encodings(ds[SPECIFIC_CHARACTER_SET].value)
+
+
+def text_values(ds: Dataset, vrs: frozenset[str]) -> Iterator[tuple[str, str, str]]:
+    """``(tag path, VR, text)`` of every non-empty value whose VR is in ``vrs``, at every depth,
+    depth first in the dataset's element order. Values stay as stored (raw ones are decoded
+    for the caller only, so the writer still copies them byte for byte, and their text may
+    keep its trailing padding); UN values are read as Latin-1; multiple values are joined
+    with ``\\``."""
+    return _text_values(ds, vrs, "")
+
+
+def _text_values(ds: Dataset, vrs: frozenset[str], prefix: str) -> Iterator[tuple[str, str, str]]:
+    for tag, stored in list(ds.items()):
+        vr = stored.VR
+        if not vr or (stored.is_raw and stored.value is None):
+            vr = element_vr(ds, tag)  # no VR, or a deferred read: the slow, exact way
+            stored = ds.get_item(tag, keep_deferred=True)
+        if vr == "SQ":
+            for i, item in enumerate(ds[tag].value or []):
+                yield from _text_values(item, vrs, f"{prefix}{tag_text(tag)}[{i}].")
+        elif vr not in vrs:
+            continue
+        elif vr == "UN":
+            value = ds.get_item(tag).value
+            if isinstance(value, bytes) and value:
+                yield prefix + tag_text(tag), vr, value.decode("latin-1")
+        else:
+            text = value_text(ds, tag, stored)
+            if text is not None:
+                yield prefix + tag_text(tag), vr, text
+
+
+def value_text(ds: Dataset, tag: int, stored: Element) -> str | None:
+    """The value as text (``\\``-joined), or None when empty.
+
+    A raw element is converted exactly as ``Dataset.__getitem__`` would, but the result is
+    not stored in the dataset.
+    """
+    if isinstance(stored, RawDataElement):
+        text = _raw_text(ds, stored)
+        if text is not None:
+            return text or None
+        if stored.value is None and stored.length != 0:
+            stored = ds[tag]  # deferred read: let pydicom fetch and convert it
+        else:
+            charset = text_encoding(ds) if tag != SPECIFIC_CHARACTER_SET else default_encoding
+            stored = convert_raw_data_element(stored, encoding=charset, ds=ds)
+    value = stored.value
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple | MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _raw_text(ds: Dataset, elem: RawDataElement) -> str | None:
+    """A raw value's text without pydicom's conversion, where that finds the same words.
+
+    pydicom decodes these VRs with the default encoding or a single ASCII-compatible
+    character set and strips trailing spaces/NULs from each value. Those are never part
+    of a word nor word characters themselves, so a search for whole words finds the same
+    in the undecoded text. Returns "" for a blank value, None when pydicom must convert
+    (deferred value, other VRs or character sets, undecodable).
+    """
+    value, vr = elem.value, elem.VR
+    if not isinstance(value, bytes) or not vr or b"\x1b" in value:  # ESC: pydicom decodes ISO 2022
+        return None
+    if vr in ASCII_TEXT_VRS:
+        codec = default_encoding
+    elif vr in CHARSET_TEXT_VRS:
+        charset = text_encoding(ds)
+        codecs = [charset] if isinstance(charset, str) else list(charset)
+        if len(codecs) != 1 or codecs[0] not in SINGLE_BYTE_CODECS:
+            return None
+        codec = codecs[0]
+    else:
+        return None
+    try:
+        text = value.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    return text if text.rstrip(" \x00") else ""

@@ -1,0 +1,53 @@
+"""Actions that span stages, as library functions the CLI, the demo and jobs call.
+
+A stage package may not import the stages beside it (``catalog`` does not import
+``governance``; ``governance`` does not import ``export``), so an action that needs two
+of them is composed here, once: an audited catalog sync, and revoking a request with
+the purge of what it exported. No stage imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lakehouse import governance
+from lakehouse.catalog import SyncResult, sync_catalog
+from lakehouse.config import Settings
+from lakehouse.export import PurgeResult, purge_request
+
+
+def sync_catalog_audited(
+    settings: Settings, *, user: str, progress: Callable[[int], None] | None = None
+) -> SyncResult:
+    """Bring the catalog up to date, then record the sync (counts only) in the audit chain."""
+    result = sync_catalog(settings, progress=progress)
+    governance.append_audit(settings, user=user, action="catalog.sync", details=result.to_dict())
+    return result
+
+
+@dataclass(frozen=True)
+class Revocation:
+    request: governance.Request
+    purge: PurgeResult | None  # None: the exported data stays, only later runs are refused
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.request.id, "status": self.request.status}
+        if self.purge is not None:
+            data["purge"] = self.purge.to_dict()
+        return data
+
+
+def revoke_request(
+    settings: Settings, request_id: str, *, user: str, reason: str, purge: bool = False
+) -> Revocation:
+    """Revoke a request; with ``purge`` also delete what it exported (rows, objects).
+
+    A purge needs the admins role, checked before the revocation so a refused purge
+    changes nothing."""
+    if purge:
+        governance.require_role(settings, user, "admins")
+    request = governance.revoke(settings, request_id, user=user, reason=reason)
+    purged = purge_request(settings, request_id, user=user) if purge else None
+    return Revocation(request, purged)
