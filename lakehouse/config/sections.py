@@ -135,9 +135,12 @@ class DeidKeySettings:
 @dataclass(frozen=True)
 class ExportSettings:
     """The export's default engine, pool size and batch size; vacuum retention after purges
-    (hours; 0 removes purged files at once)."""
+    (hours; 0 removes purged files at once); the term of a project's writer lease (seconds,
+    renewed every quarter of it) and how long a purge waits for a running export's lease."""
 
     engine: str = field(default="local", metadata={"choices": EXPORT_ENGINES})
     workers: int = _at_least(1, 2)
     batch_size: int = _at_least(1, 500)
     vacuum_retention_hours: int = _at_least(0, 0)
+    lease_seconds: int = _at_least(2, 60)
+    lease_wait_seconds: int = _at_least(0, 300)

@@ -2,8 +2,9 @@
 
 The steps (execute, gate, publish, commit) take a ``RunContext`` instead of a
 long list of arguments: the settings, the restricted and research stores, the
-run's state and layout, the approved request, the operator's options and the
-project's key material (inside ``deid``, never in a repr).
+run's state and layout, the approved request, the operator's options, the
+project's lease (checked before every write of the run) and the project's key
+material (inside ``deid``, never in a repr).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lakehouse.config import Settings
 from lakehouse.deid import DeidSettings, parse_options, profile_label
 from lakehouse.export.keys import load_project_key
 from lakehouse.export.layout import RunLayout
+from lakehouse.export.lease import Lease
 from lakehouse.export.results import BatchSummary
 from lakehouse.export.state import RunState, save_state
 from lakehouse.export.worker import read_parquet_bytes
@@ -49,12 +51,19 @@ class RunContext:
     request: governance.Request
     options: RunOptions
     user: str
+    lease: Lease
     deid: DeidSettings  # carries the project key
     provenance: Provenance
 
     @classmethod
     def open(
-        cls, settings: Settings, request: governance.Request, state: RunState, options: RunOptions, user: str
+        cls,
+        settings: Settings,
+        request: governance.Request,
+        state: RunState,
+        options: RunOptions,
+        user: str,
+        lease: Lease,
     ) -> RunContext:
         """The context of ``state``'s run; looks up the project key."""
         deid_options = parse_options(request.options)
@@ -66,6 +75,7 @@ class RunContext:
             request=request,
             options=options,
             user=user,
+            lease=lease,
             deid=DeidSettings(
                 project=state.project, key=load_project_key(settings, state.project), options=deid_options
             ),
@@ -86,6 +96,8 @@ class RunContext:
         return self.state.layout
 
     def save(self) -> None:
+        """Store the run's state, only while this process holds the project's lease."""
+        self.lease.ensure()
         save_state(self.restricted, self.state)
 
     def summaries(self) -> list[BatchSummary]:

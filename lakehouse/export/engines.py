@@ -45,21 +45,34 @@ def run_local(tasks: Sequence[BatchTask], workers: int, on_done: Callable[[Batch
     context.set_forkserver_preload(PRELOAD)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(process_batch, task): task for task in tasks}
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except BrokenProcessPool as exc:  # a worker process died (e.g. out of memory)
-                result = StageFailure("execute", futures[future].name, reason_of(exc))
-            on_done(result)
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:  # a worker process died (e.g. out of memory)
+                    result = StageFailure("execute", futures[future].name, reason_of(exc))
+                on_done(result)
+        except BaseException:
+            # The run stops (a failed batch, a revoked request, a lost lease): start no other
+            # batch, and let running ones end before the caller cleans their staging.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def run_spark(tasks: Sequence[BatchTask], spark: Any, on_done: Callable[[BatchResult], None]) -> None:
     """One Spark task per batch; workers read, de-identify and stage; results come back small."""
     if not tasks:
         return
-    rdd = spark.sparkContext.parallelize(list(tasks), numSlices=len(tasks))
-    for result in rdd.map(process_batch).toLocalIterator():
-        on_done(result)
+    context = spark.sparkContext
+    group = f"lakehouse-export-{tasks[0].layout.run_id}"
+    context.setJobGroup(group, "lakehouse export", interruptOnCancel=True)
+    rdd = context.parallelize(list(tasks), numSlices=len(tasks))
+    try:
+        for result in rdd.map(process_batch).toLocalIterator():
+            on_done(result)
+    except BaseException:
+        context.cancelJobGroup(group)  # the run stops: no further batch writes its staging
+        raise
 
 
 def get_spark(app_name: str = "lakehouse-export") -> Any:

@@ -1,13 +1,17 @@
 """Where an export run failed: the stage, the batch and a PHI-free reason.
 
     LakehouseError
-    └── ExportStageError   a stage of a run failed; ``failure`` is recorded in the run state
-        └── GateFailed     the quality gate withheld the commit; ``report_key`` names the report
+    ├── ExportStageError   a stage of a run failed; ``failure`` is recorded in the run state
+    │   └── GateFailed     the quality gate withheld the commit; ``report_key`` names the report
+    ├── Refused
+    │   └── LeaseHeld      another live process holds the project's lease (names it, and since when)
+    └── LeaseLost          this process's lease ran out or was taken over: it stopped writing
 
 Stages, in run order: ``read``, ``deidentify``, ``flatten``, ``write`` (in a worker,
 one batch at a time: archive reads, de-identification, rows, staged files), ``execute``
-(the engine running the workers), ``gate``, ``publish``, ``commit``; ``resume`` when a
-paused run's plan became void, ``run`` for an interruption outside any stage.
+(the engine running the workers), ``gate``, ``publish``, ``commit``; ``run`` for an
+interruption outside any stage. A run whose request was revoked or expired meanwhile ends
+``revoked`` or ``expired`` (``governance`` as its stage) and publishes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.errors import LakehouseError, StorageError
+from lakehouse.errors import LakehouseError, Refused, StorageError
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,23 @@ class GateFailed(ExportStageError):
     def __init__(self, failure: StageFailure, report_key: str) -> None:
         super().__init__(failure)
         self.report_key = report_key
+
+
+class LeaseHeld(Refused):
+    """The project's lease is held by a live process: a second writer is refused."""
+
+    def __init__(self, project: str, holder: str, since: str) -> None:
+        super().__init__(f"project {project} is busy: {holder} holds its lease since {since}")
+        self.details = {"project": project, "holder": holder, "since": since}
+
+
+class LeaseLost(LakehouseError):
+    """The lease ran out (this process stalled past its term) or another process took it over.
+    The holder stops at once without writing: the run's state belongs to the new holder."""
+
+    def __init__(self, project: str) -> None:
+        super().__init__(f"lost the lease on project {project}: another process may resume the work; stopped")
+        self.details = {"project": project}
 
 
 def reason_of(exc: BaseException) -> str:

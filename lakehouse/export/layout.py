@@ -13,6 +13,9 @@ markers carry the source identifiers the gate must not find)::
 Research zone (unpublished until the commit moves them to their output keys)::
 
     <project>/_staging/<run_id>/<output key>      a de-identified object
+
+Everything under ``staged/`` and ``_staging/<run_id>/`` goes when the run ends
+(``export.staging``); ``state.json``, ``plan.json`` and the gate report stay as its record.
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ STATE_FILE = "state.json"
 def batch_name(index: int) -> str:
     """A batch as runs name it in keys, states and errors (``b-00003``)."""
     return f"b-{index:05d}"
+
+
+def staging_root(project: str) -> str:
+    """Research-zone prefix under which every run of ``project`` stages its objects."""
+    return f"{project}/_staging/"
+
+
+def run_id_of_staging_key(key: str) -> str:
+    """The run whose staged object ``key`` (under ``staging_root``) is."""
+    return key.split("/")[2]
 
 
 def state_key(run_id: str) -> str:
@@ -85,7 +98,7 @@ class RunLayout:
     @property
     def staging_prefix(self) -> str:
         """Research-zone prefix of the run's unpublished objects."""
-        return f"{self.project}/_staging/{self.run_id}/"
+        return f"{staging_root(self.project)}{self.run_id}/"
 
     def staging_object(self, output_key: str) -> str:
         """Where a de-identified object waits until the commit publishes it at ``output_key``."""

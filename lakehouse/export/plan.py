@@ -17,7 +17,6 @@ from typing import TypeVar
 from lakehouse import governance, lake
 from lakehouse.config import Settings
 from lakehouse.deid import parse_options, profile_label
-from lakehouse.export.errors import StageFailure
 from lakehouse.export.state import RunState, list_runs, save_state
 from lakehouse.storage import ObjectStore
 
@@ -85,23 +84,19 @@ def new_plan(
     return Plan(state, batches)
 
 
-def unfinished_plan(restricted: ObjectStore, request_id: str, engine: str, opted_out: set[str]) -> Plan | None:
-    """The request's unfinished run and its plan, or None when there is none to resume."""
-    for previous in reversed(list_runs(restricted, request_id)):
-        if not previous.active:
-            break
-        stored = json.loads(restricted.get(previous.layout.plan))["batches"]
-        batches = [[governance.ManifestEntry(**e) for e in batch] for batch in stored]
-        if any(e.patient_id in opted_out for batch in batches for e in batch):
-            # An opt-out landed while the run was paused: its plan is void; plan anew.
-            previous.status = "failed"
-            previous.error = StageFailure("resume", None, "opt-out registry changed during the run")
-            save_state(restricted, previous)
-            break
-        previous.attempts += 1
-        previous.engine = engine
-        return Plan(previous, batches)
-    return None
+def unfinished_plan(restricted: ObjectStore, request_id: str, engine: str) -> Plan | None:
+    """The request's unfinished run and its plan, or None when there is none to resume.
+
+    The plan is resumed as it was even when a patient in it opted out meanwhile: part of the
+    run may be committed already, and the publish point withholds that patient's outputs."""
+    runs = list_runs(restricted, request_id)
+    if not runs or not runs[-1].active:
+        return None
+    previous = runs[-1]
+    stored = json.loads(restricted.get(previous.layout.plan))["batches"]
+    previous.attempts += 1
+    previous.engine = engine
+    return Plan(previous, [[governance.ManifestEntry(**e) for e in batch] for batch in stored])
 
 
 def split_batches(entries: list[Entry], batch_size: int, workers: int) -> list[list[Entry]]:

@@ -1,9 +1,17 @@
-"""The export job: refuse or plan → execute batches → gate → publish → commit.
+"""The export job: refuse or plan → execute batches → gate → re-check → publish → commit.
 
-A run is resumable: ``run_export`` on a request whose last run did not finish
-picks that run up again (same run id, same plan), redoes only unfinished
-batches and commits only what is not committed yet. A failure is recorded in
-the run's state as the stage (and batch) that failed, with a PHI-free reason.
+A run holds its project's lease (``lease``) from before it plans until it ends, so one
+export writes a project's tables at a time; a second one is refused with the holder, and a
+killed holder's lease is taken over once stale. The lease-holder sweeps the project first
+and last (``staging``: what killed and voided runs left).
+
+A run is resumable: ``run_export`` on a request whose last run did not finish picks that
+run up again (same run id, same plan), redoes only unfinished batches and commits only what
+is not committed yet. The request is checked again after every batch and right before
+anything is published: a run whose request was revoked or expired meanwhile ends so,
+publishing nothing; what patients opted out since the plan is withheld (``commit``). A
+failure is recorded in the run's state as the stage (and batch) that failed, with a
+PHI-free reason.
 """
 
 from __future__ import annotations
@@ -14,14 +22,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from lakehouse import governance, quality
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError, Refused
-from lakehouse.export import commit, engines, gate
+from lakehouse.export import commit, engines, gate, staging
 from lakehouse.export.context import RunContext, RunOptions
-from lakehouse.export.errors import ExportStageError, GateFailed, StageFailure, reason_of, stage
+from lakehouse.export.errors import (
+    ExportStageError,
+    GateFailed,
+    LeaseHeld,
+    LeaseLost,
+    StageFailure,
+    reason_of,
+    stage,
+)
+from lakehouse.export.lease import acquire
 from lakehouse.export.plan import Plan, new_plan, unfinished_plan
 from lakehouse.export.state import RunState, list_runs, load_state
 from lakehouse.export.worker import BatchResult, BatchTask, use_system_allocator
@@ -29,13 +47,30 @@ from lakehouse.governance import ManifestEntry
 from lakehouse.storage import open_zone
 
 FAULT_ENV = "LAKEHOUSE_FAULT_KILL_AT"
+PAUSE_ENV = "LAKEHOUSE_FAULT_PAUSE_AT"
 
 
 def checkpoint(name: str) -> None:
-    """Fault injection for the kill-and-resume tests: ``LAKEHOUSE_FAULT_KILL_AT=<name>``
-    makes the process kill itself with SIGKILL at that point, exactly like ``kill -9``."""
+    """Fault injection for the kill, resume and race tests.
+
+    ``LAKEHOUSE_FAULT_KILL_AT=<name>`` makes the process kill itself with SIGKILL at that point,
+    exactly like ``kill -9``. ``LAKEHOUSE_FAULT_PAUSE_AT=<name>=<file>`` makes it create
+    ``<file>`` there and wait (its lease renewed) until the file is removed."""
     if os.environ.get(FAULT_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    point, _, flag = os.environ.get(PAUSE_ENV, "").partition("=")
+    if point == name and flag:
+        Path(flag).touch()
+        while Path(flag).exists():
+            time.sleep(0.02)
+
+
+class _Withdrawn(ExportStageError):
+    """The request is no longer approved: the run ends as the request did, publishing nothing."""
+
+    def __init__(self, request_id: str, status: str, batch: str | None = None) -> None:
+        super().__init__(StageFailure("governance", batch, f"request {request_id} is {status}"))
+        self.status = staging.void_status(status)
 
 
 @dataclass
@@ -63,8 +98,9 @@ def run_export(
     on_plan: Callable[[int], None] | None = None,
 ) -> ExportOutcome:
     """Run (or resume) the export of an approved request. Raises Refused before any archive read
-    when governance does not allow it, GateFailed when the gate withholds the commit, and
-    ExportStageError (the run stays resumable) when a stage fails.
+    when governance does not allow it or another process holds the project's lease (LeaseHeld),
+    and when the request is revoked or expires during the run; GateFailed when the gate
+    withholds the commit; ExportStageError (the run stays resumable) when a stage fails.
     ``engine`` and ``workers`` default to the ``[export]`` settings."""
     engine = engine or settings.export.engine
     if engine not in engines.ENGINES:
@@ -73,34 +109,46 @@ def run_export(
     use_system_allocator()
     permission = governance.may_run(settings, request_id, now=now)
     if not permission.allowed:
-        governance.append_audit(
-            settings, user=user, action="export.refused", request_id=request_id,
-            details={"reason": permission.reason},
-        )
-        raise Refused(f"request {request_id} may not be exported: {permission.reason}")
+        _refused(settings, user, request_id, f"request {request_id} may not be exported: {permission.reason}")
     request = permission.request
     assert request is not None, "an allowed permission carries its request"
     options = RunOptions(engine=engine, workers=workers or settings.export.workers, spark=spark, progress=progress)
     restricted = open_zone(settings, "restricted")
-    opted_out = governance.opted_out_patient_ids(settings)
-    plan = unfinished_plan(restricted, request.id, engine, opted_out) or new_plan(
-        settings, restricted, request, permission.manifest,
-        user=user, engine=engine, workers=options.workers, opted_out=opted_out,
-    )
-    state = plan.state
-    if on_plan:
-        on_plan(state.planned_objects)
-    governance.append_audit(
-        settings, user=user, action="export.resume" if state.resumed else "export.start", request_id=request_id,
-        details={"run_id": state.run_id, "objects": state.planned_objects, "batches": state.batches},
-    )
-    ctx = RunContext.open(settings, request, state, options, user)
-    _attempt(ctx, plan)
+    try:
+        lease = acquire(
+            restricted, request.project, user=user, purpose=f"export of {request.id}",
+            term=settings.export.lease_seconds,
+        )
+    except LeaseHeld as exc:
+        _refused(settings, user, request_id, str(exc), exc)
+    with lease:
+        staging.sweep_project(settings, lease, user=user)
+        plan = unfinished_plan(restricted, request.id, engine) or new_plan(
+            settings, restricted, request, permission.manifest, user=user, engine=engine,
+            workers=options.workers, opted_out=governance.opted_out_patient_ids(settings),
+        )
+        state = plan.state
+        if on_plan:
+            on_plan(state.planned_objects)
+        governance.append_audit(
+            settings, user=user, action="export.resume" if state.resumed else "export.start", request_id=request_id,
+            details={"run_id": state.run_id, "objects": state.planned_objects, "batches": state.batches},
+        )
+        ctx = RunContext.open(settings, request, state, options, user, lease)
+        _attempt(ctx, plan)
+        staging.sweep_project(settings, lease, user=user)
     return ExportOutcome(state=state)
 
 
+def _refused(settings: Settings, user: str, request_id: str, reason: str, exc: Refused | None = None) -> NoReturn:
+    governance.append_audit(
+        settings, user=user, action="export.refused", request_id=request_id, details={"reason": reason}
+    )
+    raise exc or Refused(reason)
+
+
 def _attempt(ctx: RunContext, plan: Plan) -> None:
-    """Execute, gate, publish and commit; record how the attempt ended in the run state."""
+    """Execute, gate, re-check, publish and commit; record how the attempt ended in the run state."""
     state = ctx.state
     started = time.monotonic()
     state.status, state.error = "running", None
@@ -115,16 +163,24 @@ def _attempt(ctx: RunContext, plan: Plan) -> None:
             state.count(summaries)
             state.gate_report = gate.check_run(ctx, summaries)
         checkpoint("before_publish")
-        with stage("publish"):
-            commit.publish_objects(ctx)
-        checkpoint("before_commit")
-        with stage("commit"):
-            state.table_versions = commit.commit_tables(ctx, checkpoint)
+        _still_approved(ctx)
+        with stage("governance"):
+            withheld = commit.Withheld.of(ctx, governance.opted_out_patient_ids(ctx.settings))
+        state.count(summaries, len(withheld))
+        state.table_versions = commit.publish(ctx, withheld, checkpoint)
+    except _Withdrawn as exc:
+        state.seconds = round(state.seconds + time.monotonic() - started, 3)
+        staging.void_run(ctx.settings, ctx.lease, state, status=exc.status, reason=exc.failure.reason, user=ctx.user)
+        raise Refused(
+            f"{exc.failure.reason}: run {state.run_id} ended {state.status} and published nothing"
+        ) from None
     except GateFailed as exc:
         state.status, state.error, state.gate_report = "failed", exc.failure, exc.report_key
         _finish(ctx, started)
-        commit.discard_staging(ctx)
+        staging.discard_staging(ctx.restricted, ctx.research, ctx.layout)
         raise
+    except LeaseLost:
+        raise  # the run is another process's now: write nothing
     except BaseException as exc:
         # A crash of ours (not a kill): keep the run resumable, record where it stopped.
         state.error = exc.failure if isinstance(exc, ExportStageError) else StageFailure("run", None, reason_of(exc))
@@ -133,7 +189,15 @@ def _attempt(ctx: RunContext, plan: Plan) -> None:
         raise
     state.status = "succeeded"
     _finish(ctx, started)
-    commit.discard_staging(ctx)
+    checkpoint("before_discard")
+    staging.discard_staging(ctx.restricted, ctx.research, ctx.layout)
+
+
+def _still_approved(ctx: RunContext, batch: str | None = None) -> None:
+    """Raise _Withdrawn unless the run's request is still approved (and unexpired)."""
+    status = governance.get_request(ctx.settings, ctx.state.request_id).status
+    if status != "approved":
+        raise _Withdrawn(ctx.state.request_id, status, batch)
 
 
 def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> None:
@@ -162,6 +226,8 @@ def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> None:
             gate.gate_batch(ctx, result)  # the driver gates while workers go on
         ctx.options.advance(len(batches[result.batch]))
         checkpoint(f"after_batch:{result.batch}")
+        ctx.lease.ensure()
+        _still_approved(ctx, result.name)  # a revoked request stops reading the archive
 
     if not tasks:
         return

@@ -19,8 +19,10 @@ from lakehouse.export.layout import RUNS_PREFIX, RunLayout, run_id_of_state_key,
 from lakehouse.export.results import BatchSummary
 from lakehouse.storage import ObjectStore
 
-# A run moves planned → running → committing → succeeded, or ends failed.
+# A run moves planned → running → committing → succeeded, or ends failed; or it ends as its
+# request became (revoked, expired) before it published anything, or voided by a purge.
 ACTIVE_STATUSES = ("planned", "running", "committing")
+VOIDED_STATUSES = ("revoked", "expired", "voided")
 # Figures derived from the stored fields: in every serialized run, never read back.
 DERIVED_FIELDS = ("objects_per_second", "quarantined_total", "resumed")
 
@@ -44,6 +46,7 @@ class RunState:
     skipped_other_profile: int = 0
     skipped_duplicate_sop_instance: int = 0
     skipped_opted_out: int = 0
+    withheld_opted_out: int = 0  # staged, then left out at the publish point: opted out meanwhile
     batches: int = 0
     exported: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
@@ -68,13 +71,14 @@ class RunState:
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
-    def count(self, summaries: Iterable[BatchSummary]) -> None:
-        """Set the run's totals from its batches' summaries."""
+    def count(self, summaries: Iterable[BatchSummary], withheld: int = 0) -> None:
+        """Set the run's totals from its batches' summaries, less what the publish point withheld."""
         summaries = list(summaries)
         quarantined: Counter[str] = Counter()
         for summary in summaries:
             quarantined.update(summary.quarantined)
-        self.exported = sum(s.exported for s in summaries)
+        self.exported = sum(s.exported for s in summaries) - withheld
+        self.withheld_opted_out = withheld
         self.quarantined = dict(sorted(quarantined.items()))
         self.bytes_read = sum(s.bytes_read for s in summaries)
         self.bytes_written = sum(s.bytes_written for s in summaries)

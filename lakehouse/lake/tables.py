@@ -18,9 +18,12 @@ by the Delta log, with nothing lost or duplicated.
 
 Private zones: deltalake creates files and folders with the process umask (0644/0755 under
 the usual 022), so after every write to a table in a local private zone (restricted) the
-table's folder is brought to 0700/0600 (``storage.keep_private``). Nothing is exposed in
-between: the table folder is private from its first write, so what lands inside it is out
-of reach of other users until its own mode is fixed.
+table's folder is brought to 0700/0600 (``storage.keep_private``), failed writes included.
+Nothing is exposed in between: the zone folder is made 0700 before the first write (init
+creates it so too), and a table folder is private from its first write on, so whatever
+deltalake adds inside it is out of other users' reach until its own mode is fixed. (A
+process-wide umask would do it without a sweep, but it is shared by every thread and
+would also tighten the research and datasets zones.)
 """
 
 from __future__ import annotations

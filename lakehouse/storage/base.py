@@ -73,6 +73,11 @@ class ObjectStore(ObjectReader):
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
 
+    def remove_temporary(self, prefix: str) -> int:
+        """Delete the temporary files that writes killed midway left under the folder ``prefix``
+        (they are never listed); returns how many. S3 writes are atomic and leave none."""
+        return 0
+
     @abstractmethod
     def move(self, src: str, dst: str) -> None:
         """Move an object inside the store (publishing staged objects).

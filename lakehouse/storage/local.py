@@ -29,6 +29,7 @@ from lakehouse.errors import ObjectNotFound, PermanentStorageError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
 
 PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+TEMPORARY_PREFIX = ".tmp-"  # a write in progress (renamed into place when complete); never listed
 FOLLOW_NEVER, FOLLOW_INSIDE = "never", "inside"
 
 # Why a listed link is not followed: stable codes with a fixed text (the catalog's parse reason).
@@ -120,7 +121,7 @@ class LocalReader(ObjectReader):
                 if key.startswith(prefix) or prefix.startswith(key):
                     real = target or os.path.join(walking[-1], entry.name)
                     yield from self._walk(Path(entry.path), key, prefix, (*walking, real))
-            elif key.startswith(prefix) and not name.startswith(".tmp-"):
+            elif key.startswith(prefix) and not name.startswith(TEMPORARY_PREFIX):
                 try:
                     yield self._info(key, entry.stat(follow_symlinks=link is None), link)
                 except FileNotFoundError:
@@ -188,6 +189,19 @@ class LocalStore(LocalReader, ObjectStore):
         path.unlink(missing_ok=True)
         self._prune(path.parent)
 
+    def remove_temporary(self, prefix: str) -> int:
+        folder = self.root.joinpath(*self._parts(prefix)) if prefix.strip("/") else self.root
+        removed = 0
+        for top, _folders, files in os.walk(folder):
+            for name in files:
+                if name.startswith(TEMPORARY_PREFIX):
+                    Path(top, name).unlink(missing_ok=True)
+                    removed += 1
+        if removed:
+            for top, _folders, _files in list(os.walk(folder, topdown=False)):
+                self._prune(Path(top))
+        return removed
+
     def _prune(self, folder: Path) -> None:
         """Remove folders left empty, as object stores have no empty 'folders'."""
         while folder != self.root and self.root in folder.parents:
@@ -219,7 +233,7 @@ class LocalStore(LocalReader, ObjectStore):
         """``data`` in a temporary file next to ``path`` (mode 0600), flushed to disk; removed
         afterwards unless it was renamed into place."""
         self._folders(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
         try:
             if self.private:
                 os.fchmod(fd, PRIVATE_FILE)  # mkstemp's 0600 is still masked by the umask

@@ -80,6 +80,8 @@ def test_walkthrough(root: Path) -> None:
         "modalities": {"CT": 3},
         "burned_in_risk": 0,
         "opted_out_excluded": 0,
+        "read_with_warnings": {},
+        "unexportable": 0,
     }
     listed = cli(root, "request", "list", "--status", "pending", "--user", "bob")
     assert [r["id"] for r in listed["requests"]] == [request_id]
