@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,7 +51,16 @@ class DeidResult:
 
 
 def deidentify(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
-    """De-identify one object (bytes of a Part 10 file or a dataset, which is not modified)."""
+    """De-identify one object (bytes of a Part 10 file or a dataset, which is not modified).
+
+    pydicom's warnings quote the offending value (``Invalid value for VR UI: '<value>'``),
+    which may be PHI, so they are silenced here rather than reaching stderr or a log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _deidentify_quietly(source, settings)
+
+
+def _deidentify_quietly(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
     report: dict[str, Any] = {"options": sorted(settings.options)}
     ds = _parse(source)
     if ds is None or len(ds) == 0:

@@ -64,6 +64,7 @@ def test_retained_uids_that_are_paths_are_quarantined_as_bad_uid(tmp_path: Path)
         capture_output=True, text=True, check=False, env=env, timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert "../../x" not in done.stderr and str(escaped) not in done.stderr  # pydicom quotes bad values
     doc = json.loads(done.stdout)
     assert [(o["outcome"], o["reason"], o["output"]) for o in doc["objects"]] == [
         ("quarantined", "bad_uid", None),
