@@ -8,10 +8,12 @@
     │       └── ObjectNotFound
     ├── DicomParseError            an object is not (readable) DICOM; carries a reason code
     ├── Refused                    a governed action is not allowed (role, state, policy)
+    │   └── LeaseHeld              another process writes the project now (lakehouse.export.errors)
     ├── InvalidProjectName         a project name outside the one rule (also a ValueError)
     ├── LakeError                  Delta table problems
     ├── ExportStageError           an export stage failed; names stage and batch (lakehouse.export.errors)
     │   └── GateFailed             the quality gate withheld the commit
+    ├── LeaseLost                  this process's project lease passed to another; it stopped writing
     └── DeidError                  de-identification setup (profile data, options, keys)
         └── InvalidDeidOption      unknown, conflicting or refused option (also a ValueError)
 

@@ -15,7 +15,7 @@ from typing import Any
 from lakehouse import governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
-from lakehouse.export import PurgeResult, purge_request
+from lakehouse.export import PurgeResult, purge_request, void_request_runs
 
 
 def sync_catalog_audited(
@@ -43,11 +43,15 @@ def revoke_request(
     settings: Settings, request_id: str, *, user: str, reason: str, purge: bool = False
 ) -> Revocation:
     """Revoke a request; with ``purge`` also delete what it exported (rows, objects).
+    Either way its unfinished export runs end and their staging goes (a run in progress
+    sees the revocation itself and publishes nothing).
 
     A purge needs the admins role, checked before the revocation so a refused purge
     changes nothing."""
     if purge:
         governance.require_role(settings, user, "admins")
     request = governance.revoke(settings, request_id, user=user, reason=reason)
-    purged = purge_request(settings, request_id, user=user) if purge else None
-    return Revocation(request, purged)
+    if not purge:
+        void_request_runs(settings, request_id, user=user)
+        return Revocation(request, None)
+    return Revocation(request, purge_request(settings, request_id, user=user))

@@ -42,7 +42,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Export REQUEST_ID (operators only). Refused before any archive read unless the request is
-    approved, unexpired, unrevoked and its manifest intact. An interrupted run resumes."""
+    approved, unexpired, unrevoked and its manifest intact, and while another process writes the
+    project (named, with since when). An interrupted run resumes."""
     from lakehouse.export import run_export
 
     settings = settings_from(config)
@@ -93,6 +94,7 @@ def _run_lines(state: RunState) -> list[str]:
             f"skipped: {state.skipped_already_exported} already exported, "
             f"{state.skipped_other_profile} exported under other options, "
             f"{state.skipped_duplicate_sop_instance} duplicate SOP instances, {state.skipped_opted_out} opted out"
+            + (f"; withheld: {state.withheld_opted_out} opted out during the run" if state.withheld_opted_out else "")
         ),
         f"{state.bytes_written / 1e6:.1f} MB written, {plain(state.to_dict()['objects_per_second'])} objects/s",
         "table versions: " + (", ".join(f"{k}={plain(v)}" for k, v in state.table_versions.items()) or "-"),

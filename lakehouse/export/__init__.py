@@ -1,19 +1,22 @@
 """The export job: an approved request becomes de-identified objects and Delta tables.
 
-plan (governance manifest minus opt-outs and what is already exported) →
-execute batches (local process pool or Spark) → quality gate → publish objects
-→ commit tables exactly once (Delta application transactions) → audit.
+lease (one writer per project) → plan (governance manifest minus opt-outs and what is
+already exported) → execute batches (local process pool or Spark) → quality gate →
+governance re-checked → lineage, objects, tables published exactly once (Delta application
+transactions) → audit.
 
-Modules, in the order a run uses them: ``plan``, ``context`` (what the steps share),
-``worker`` and ``engines`` (batches), ``gate``, ``commit``; ``layout`` names every key
+Modules, in the order a run uses them: ``lease``, ``staging`` (sweeping what ended runs
+left), ``plan``, ``context`` (what the steps share), ``worker`` and ``engines`` (batches),
+``gate``, ``commit``; ``purge`` withdraws what was published. ``layout`` names every key
 of a run, ``results`` the typed hand-offs between steps, ``errors`` the failed stage.
 """
 
-from lakehouse.export.errors import ExportStageError, GateFailed, StageFailure
+from lakehouse.export.errors import ExportStageError, GateFailed, LeaseHeld, LeaseLost, StageFailure
 from lakehouse.export.layout import RunLayout
 from lakehouse.export.purge import PurgeResult, purge_patient, purge_request
 from lakehouse.export.results import BatchSummary, GateVerdict, ObjectOutcome
 from lakehouse.export.run import ExportOutcome, export_runs, export_status, run_export
+from lakehouse.export.staging import void_request_runs
 from lakehouse.export.state import RunState
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "ExportStageError",
     "GateFailed",
     "GateVerdict",
+    "LeaseHeld",
+    "LeaseLost",
     "ObjectOutcome",
     "PurgeResult",
     "RunLayout",
@@ -32,4 +37,5 @@ __all__ = [
     "purge_patient",
     "purge_request",
     "run_export",
+    "void_request_runs",
 ]

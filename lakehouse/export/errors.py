@@ -85,10 +85,11 @@ def reason_of(exc: BaseException) -> str:
 
 @contextmanager
 def stage(name: str, batch: str | None = None) -> Iterator[None]:
-    """Run one step of a run; a failure inside it becomes an ExportStageError naming the step."""
+    """Run one step of a run; a failure inside it becomes an ExportStageError naming the step
+    (a lost lease stays LeaseLost: the run must stop without recording anything)."""
     try:
         yield
-    except ExportStageError:
+    except (ExportStageError, LeaseLost):
         raise
     except Exception as exc:
         raise ExportStageError(StageFailure(name, batch, reason_of(exc))) from exc

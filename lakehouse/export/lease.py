@@ -37,12 +37,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from lakehouse.errors import LakeError, ObjectNotFound
 from lakehouse.export.errors import LeaseHeld, LeaseLost
-from lakehouse.storage import ObjectStore
+from lakehouse.storage import ObjectStore, process_gone, process_space
 
 LEASES_PREFIX = "leases"
 RENEWALS_PER_TERM = 4
@@ -71,26 +71,6 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
-
-
-def process_space() -> str | None:
-    """This machine's boot and PID namespace: where a PID names one process (Linux), else None."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    return f"{boot}/{namespace}"
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -123,13 +103,7 @@ class LeaseRecord:
         """Held: not released, not expired, and its process not known to be gone."""
         if self.released or datetime.fromisoformat(self.expires_at) <= now:
             return False
-        gone = (
-            self.process_space is not None
-            and self.process_space == process_space()
-            and self.pid != os.getpid()
-            and not _running(self.pid)
-        )
-        return not gone
+        return not process_gone(self.process_space, self.pid)
 
 
 class Lease:
@@ -172,7 +146,7 @@ class Lease:
             return  # not ours any more: nothing to release
         self.store.put(self.key, replace(self.record, expires_at=_iso(_now()), released=True).to_json())
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -186,7 +160,7 @@ class Lease:
                 self._renew()
             except LeaseLost:
                 return
-            except Exception:  # noqa: BLE001 - a storage hiccup: try again; trust lapses if it lasts
+            except Exception:  # noqa: BLE001, S112 - a storage hiccup: try again; trust lapses if it lasts
                 continue
 
     def _renew(self) -> None:
@@ -243,6 +217,7 @@ def _try_acquire(store: ObjectStore, project: str, *, user: str, purpose: str, t
         for older in generations:
             if older < generation:
                 store.delete(_key(project, older))
+        store.remove_temporary(lease_prefix(project))  # of renewals killed midway; none of ours yet
         return Lease(store, record, term, started)
     raise LakeError(f"could not take the lease on project {project}: too many concurrent acquirers")
 

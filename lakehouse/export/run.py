@@ -41,7 +41,7 @@ from lakehouse.export.errors import (
 )
 from lakehouse.export.lease import acquire
 from lakehouse.export.plan import Plan, new_plan, unfinished_plan
-from lakehouse.export.state import RunState, list_runs, load_state
+from lakehouse.export.state import VOIDED_STATUSES, RunState, list_runs, load_state
 from lakehouse.export.worker import BatchResult, BatchTask, use_system_allocator
 from lakehouse.governance import ManifestEntry
 from lakehouse.storage import open_zone
@@ -109,6 +109,8 @@ def run_export(
     use_system_allocator()
     permission = governance.may_run(settings, request_id, now=now)
     if not permission.allowed:
+        if permission.request is not None and permission.request.status in VOIDED_STATUSES:
+            staging.void_request_runs(settings, request_id, user=user)  # a killed run of it ends now
         _refused(settings, user, request_id, f"request {request_id} may not be exported: {permission.reason}")
     request = permission.request
     assert request is not None, "an allowed permission carries its request"
@@ -123,6 +125,9 @@ def run_export(
         _refused(settings, user, request_id, str(exc), exc)
     with lease:
         staging.sweep_project(settings, lease, user=user)
+        status = governance.get_request(settings, request_id).status
+        if status != "approved":  # revoked or expired while this process waited for the lease
+            _refused(settings, user, request_id, f"request {request_id} may not be exported: request is {status}")
         plan = unfinished_plan(restricted, request.id, engine) or new_plan(
             settings, restricted, request, permission.manifest, user=user, engine=engine,
             workers=options.workers, opted_out=governance.opted_out_patient_ids(settings),
@@ -171,9 +176,9 @@ def _attempt(ctx: RunContext, plan: Plan) -> None:
     except _Withdrawn as exc:
         state.seconds = round(state.seconds + time.monotonic() - started, 3)
         staging.void_run(ctx.settings, ctx.lease, state, status=exc.status, reason=exc.failure.reason, user=ctx.user)
-        raise Refused(
-            f"{exc.failure.reason}: run {state.run_id} ended {state.status} and published nothing"
-        ) from None
+        ended = Refused(f"{exc.failure.reason}: run {state.run_id} ended {state.status} and published nothing")
+        ended.details = {"run_id": state.run_id, "status": state.status}
+        raise ended from None
     except GateFailed as exc:
         state.status, state.error, state.gate_report = "failed", exc.failure, exc.report_key
         _finish(ctx, started)
@@ -252,6 +257,7 @@ def _finish(ctx: RunContext, started: float) -> None:
         details={
             "run_id": state.run_id,
             "exported": state.exported,
+            "withheld_opted_out": state.withheld_opted_out,
             "quarantined": state.quarantined,
             "bytes_written": state.bytes_written,
             "table_versions": state.table_versions,

@@ -3,9 +3,10 @@
 A run stages de-identified objects under ``research/<project>/_staging/<run_id>/`` and its
 rows, batch markers and verdicts under ``restricted/exports/<run_id>/staged/``; both go when
 the run ends, however it ends. A killed process cleans nothing, so whoever holds the
-project's lease next (an export, at its start and its end, or a purge) sweeps the project:
-active runs whose request may no longer export are voided, the staging of runs that are
-not active (or unknown) is removed, and the temporary files of writes killed midway go.
+project's lease next (an export, at its start and its end, a purge, a revocation, an
+export refused because its request was revoked or expired) sweeps the project: active runs
+whose request may no longer export are voided, the staging of runs that are not active (or
+unknown) is removed, and the temporary files of writes killed midway go.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from datetime import UTC, datetime
 
 from lakehouse import governance
 from lakehouse.config import Settings
-from lakehouse.export.errors import StageFailure
+from lakehouse.export.errors import LeaseHeld, StageFailure
 from lakehouse.export.layout import RunLayout, run_id_of_staging_key, staging_root
-from lakehouse.export.lease import Lease
+from lakehouse.export.lease import Lease, acquire
 from lakehouse.export.state import VOIDED_STATUSES, RunState, list_runs, save_state
 from lakehouse.storage import ObjectStore, open_zone
 
@@ -47,6 +48,23 @@ def void_run(settings: Settings, lease: Lease, state: RunState, *, status: str, 
         settings, user=user, action=f"export.{status}", request_id=state.request_id,
         details={"run_id": state.run_id, "reason": reason},
     )
+
+
+def void_request_runs(settings: Settings, request_id: str, *, user: str) -> bool:
+    """Once a request is revoked or expired: end its unfinished runs and remove their staging,
+    unless another process holds the project's lease now (a run of the request re-checks it
+    itself; any other holder sweeps the project when it ends). True when it was done here."""
+    project = governance.get_request(settings, request_id).project
+    try:
+        lease = acquire(
+            open_zone(settings, "restricted"), project, user=user, purpose=f"sweep after {request_id}",
+            term=settings.export.lease_seconds,
+        )
+    except LeaseHeld:
+        return False
+    with lease:
+        sweep_project(settings, lease, user=user)
+    return True
 
 
 def sweep_project(settings: Settings, lease: Lease, *, user: str) -> None:

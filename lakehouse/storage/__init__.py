@@ -16,6 +16,7 @@ from lakehouse.errors import ConfigError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
 from lakehouse.storage.local import LINK_REASONS, LocalReader, LocalStore, keep_private, private_folders
 from lakehouse.storage.throttle import Throttle, ThrottledReader, TokenBucket, with_retries
+from lakehouse.storage.writers import process_gone, process_space
 
 __all__ = [
     "LINK_REASONS",
@@ -31,6 +32,8 @@ __all__ = [
     "open_archive",
     "open_zone",
     "private_folders",
+    "process_gone",
+    "process_space",
     "with_retries",
 ]
 

@@ -20,6 +20,7 @@ import errno
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,9 +28,12 @@ from pathlib import Path
 
 from lakehouse.errors import ObjectNotFound, PermanentStorageError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
+from lakehouse.storage.writers import FOREIGN_TEMPORARY_SECONDS, tagged_writer_gone, writer_tag
 
 PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
-TEMPORARY_PREFIX = ".tmp-"  # a write in progress (renamed into place when complete); never listed
+# A write in progress, renamed into place when complete; never listed. Its name carries the
+# writer (``writers.writer_tag``), so ``remove_temporary`` removes only abandoned ones.
+TEMPORARY_PREFIX = ".tmp-"
 FOLLOW_NEVER, FOLLOW_INSIDE = "never", "inside"
 
 # Why a listed link is not followed: stable codes with a fixed text (the catalog's parse reason).
@@ -190,11 +194,13 @@ class LocalStore(LocalReader, ObjectStore):
         self._prune(path.parent)
 
     def remove_temporary(self, prefix: str) -> int:
+        """Only files whose writer is gone: a process of this machine that no longer runs, or
+        (another machine's, or untagged) older than ``FOREIGN_TEMPORARY_SECONDS``."""
         folder = self.root.joinpath(*self._parts(prefix)) if prefix.strip("/") else self.root
         removed = 0
         for top, _folders, files in os.walk(folder):
             for name in files:
-                if name.startswith(TEMPORARY_PREFIX):
+                if name.startswith(TEMPORARY_PREFIX) and _abandoned(Path(top, name)):
                     Path(top, name).unlink(missing_ok=True)
                     removed += 1
         if removed:
@@ -233,7 +239,7 @@ class LocalStore(LocalReader, ObjectStore):
         """``data`` in a temporary file next to ``path`` (mode 0600), flushed to disk; removed
         afterwards unless it was renamed into place."""
         self._folders(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{writer_tag()}-")
         try:
             if self.private:
                 os.fchmod(fd, PRIVATE_FILE)  # mkstemp's 0600 is still masked by the umask
@@ -244,6 +250,17 @@ class LocalStore(LocalReader, ObjectStore):
             yield tmp
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _abandoned(temporary: Path) -> bool:
+    tag = temporary.name.removeprefix(TEMPORARY_PREFIX).rsplit("-", 1)[0]
+    gone = tagged_writer_gone(tag)
+    if gone is not None:
+        return gone
+    try:
+        return time.time() - temporary.stat().st_mtime > FOREIGN_TEMPORARY_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def private_folders(root: Path, folder: Path) -> None:

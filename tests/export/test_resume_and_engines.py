@@ -34,7 +34,7 @@ def baseline(prepared_template: Prepared, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.mark.parametrize(
-    "kill_at", ["after_batch:1", "before_publish", "before_commit", "after_commit:series", "after_commit:lineage"]
+    "kill_at", ["after_batch:1", "before_publish", "after_commit:lineage", "after_publish", "after_commit:series"]
 )
 def test_kill_and_resume_matches_an_uninterrupted_run(
     kill_at: str, prepared: Prepared, baseline: tuple[dict[str, object], dict[str, bytes]]
