@@ -82,8 +82,8 @@ class LakeError(LakehouseError):
 
 class PixelCleaningError(LakehouseError):
     """Burned-in text could not be removed with certainty; `code` is a stable reason code
-    (no_mask_rule, undecodable, unsupported_transfer_syntax, unsupported_pixel_format,
-    encapsulated_document, ocr_unavailable, ocr_text_found)."""
+    (no_pixel_data, undecodable, unsupported_transfer_syntax, unsupported_pixel_format,
+    encapsulated_document, ocr_unavailable, ocr_failed, ocr_text_found)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

@@ -8,6 +8,9 @@ Person Name, UID and (unless full dates are kept) date, and the values of the at
 ``schemas/deid/identifying_attributes.json`` lists for the ``header`` check.
 
 Where the standard leaves the mechanics open:
+- Attributes Table E.1-1 does not list follow ``schemas/deid/unlisted_attributes.json``
+  (``lakehouse.deid.unlisted``): kept by VR or allowlist, else removed, emptied or cleaned;
+  a conditional attribute goes when the one it depends on is gone or empty.
 - A sequence whose action is D, C, K or U* is kept and its items are cleaned recursively
   (which puts dummies in their identifying attributes); Z empties it; X removes it.
 - SR content items (items with Value Type): without Clean Structured Content every TEXT value
@@ -26,6 +29,8 @@ Where the standard leaves the mechanics open:
   schemes of ``schemas/deid/coding_schemes.json``. A private or local scheme's meaning is free
   text: it becomes ``REDACTED``, or with Clean Descriptors / Clean Structured Content it is
   cleaned like any C text (``REDACTED`` when nothing survives). The Code Value stays.
+- Private attributes are removed (the ``PRIVATE`` row); under Retain Safe Private,
+  ``lakehouse.deid.safe_private`` decides which stay and with which action.
 - Overlays: when Overlay Data is removed, the whole 60xx group goes (a plane without data is
   invalid). Clean Graphics (C) cannot show that an overlay bitmap holds no burned-in text, so
   the plane goes too; for the same reason curves (50xx, retired) go under C.
@@ -43,6 +48,7 @@ from pydicom.tag import BaseTag
 
 from lakehouse.deid.clean_text import REDACTED_MEANING, clean_text, is_standard_scheme
 from lakehouse.deid.identifying import checked_by
+from lakehouse.deid.options import option_columns
 from lakehouse.deid.profile import ResolvedProfile
 from lakehouse.deid.pseudonyms import (
     is_well_known_uid,
@@ -51,7 +57,9 @@ from lakehouse.deid.pseudonyms import (
     shift_da,
     shift_dt,
 )
-from lakehouse.deid.residual import Identifiers, Scanner
+from lakehouse.deid.residual import DUMMY_DATE, Identifiers, Scanner
+from lakehouse.deid.safe_private import SafePrivate
+from lakehouse.deid.unlisted import unlisted_actions
 from lakehouse.dicom.elements import (
     STRING_VRS,
     Element,
@@ -64,12 +72,16 @@ from lakehouse.dicom.elements import (
 DUMMIES: dict[str, Any] = {
     "PN": "ANONYMOUS", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED",
     "ST": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED", "CS": "ANONYMIZED",
-    "AE": "ANONYMIZED", "UR": "urn:anonymized", "DA": "19000101", "DT": "19000101000000",
+    "AE": "ANONYMIZED", "UR": "urn:anonymized", "DA": DUMMY_DATE, "DT": DUMMY_DATE + "000000",
     "TM": "000000", "AS": "000Y", "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0,
     "UV": 0, "SV": 0, "FL": 0.0, "FD": 0.0,
 }
 # Identifiers replaced by keyed tokens (under Z or D) so records still group: tag → token kind.
-TOKEN_KINDS = {0x00100020: "patient", 0x00080050: "accession", 0x00200010: "study-id"}
+# Identifiers replaced by a keyed token rather than emptied: objects that shared one still do,
+# and a Type 1C Requested Procedure ID (Request Attributes Macro, PS3.3 Table 10-9) keeps a value.
+TOKEN_KINDS = {
+    0x00100020: "patient", 0x00080050: "accession", 0x00200010: "study-id", 0x00401001: "requested-procedure",
+}
 CONTENT_VALUE_TAGS = {
     "TEXT": BaseTag(0x0040A160), "PNAME": BaseTag(0x0040A123), "DATE": BaseTag(0x0040A121),
     "TIME": BaseTag(0x0040A122), "DATETIME": BaseTag(0x0040A120), "UIDREF": BaseTag(0x0040A124),
@@ -110,10 +122,15 @@ class ProfileActions:
         self.uid_map: dict[str, str] = {}
         self.identifiers = Identifiers()
         self.identifying = checked_by("header")  # tag → kind: id, address, ...
+        self.unlisted = unlisted_actions(option_columns(options), self.date_mode is None)
         self._shifted: set[str] = set()
         self._deferred: list[tuple[Dataset, int, str, str]] = []  # ds, tag, VR, fallback
+        self.retain_safe_private = "retain-safe-private" in options
+        self.safe_private: SafePrivate | None = None  # per object, made by walk()
 
     def walk(self, ds: Dataset) -> None:
+        if self.retain_safe_private:  # read (0008,0300) before the walk acts on it
+            self.safe_private = SafePrivate(ds)
         self._dataset(ds, skip=None)
 
     def finish(self) -> Scanner:
@@ -141,11 +158,19 @@ class ProfileActions:
                 self._element(ds, tag, stored)
         if CODE_MEANING in ds:
             self._code_meaning(ds)
+        for orphan in self.unlisted.orphans(ds):
+            self.counts["X"] += 1
+            del ds[orphan]
 
     def _element(self, ds: Dataset, tag: BaseTag, stored: Element) -> None:
         group, number = tag >> 16, tag & 0xFFFF
         if group & 1:
-            self._apply(ds, tag, self.profile.private, element_vr(ds, tag, stored))
+            vr = element_vr(ds, tag, stored)
+            if self.safe_private is not None:  # Retain Safe Private: lakehouse.deid.safe_private
+                private_action, vr = self.safe_private.action(ds, tag, vr)
+                self._apply(ds, tag, private_action, vr)
+            else:
+                self._apply(ds, tag, self.profile.private, vr)
             return
         if number == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
             del ds[tag]
@@ -157,6 +182,11 @@ class ProfileActions:
             action = self._overlay_action(number, vr)
         else:
             action = self.profile.actions.get(int(tag))
+            if action is None:  # not in Table E.1-1: the unlisted-attribute policy decides
+                unlisted, fallback = self.unlisted.action(int(tag), vr)
+                if unlisted is not None:
+                    self._apply(ds, tag, unlisted, vr, fallback=fallback)
+                    return
         if action is None:
             self._keep(ds, tag, vr)
         else:
@@ -213,7 +243,7 @@ class ProfileActions:
     # -- actions -------------------------------------------------------------------------------
 
     def _keep(self, ds: Dataset, tag: int, vr: str) -> None:
-        """Not in the table: kept, but sequences are recursed and dates/ages follow the options."""
+        """Kept, but sequences are recursed and dates/ages follow the options."""
         if vr == "SQ":
             self._sequence(ds, tag)
         elif vr in ("DA", "DT") and self.date_mode == "modified":

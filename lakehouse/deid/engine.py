@@ -2,7 +2,10 @@
 residual-PHI scan → Part 10 bytes with rebuilt file meta.
 
 Pure and picklable: ``deidentify(source, settings)`` depends only on its arguments and the
-versioned tables in ``schemas/deid``; it never raises for a bad object, it quarantines it.
+versioned tables in ``schemas/deid``; it never raises for a bad object, it quarantines it:
+``unparseable``, ``truncated`` or ``bad_length`` (``lakehouse.dicom.integrity``: what pydicom
+read is not the whole object), ``missing_sop_uids``, ``processing_error`` (anything that
+raised), or a reason of the pixel or header stage.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from lakehouse.deid.options import option_columns
 from lakehouse.deid.profile import resolved_profile
 from lakehouse.deid.pseudonyms import date_offset_days, pseudonymize_id
 from lakehouse.deid.record import record_method
+from lakehouse.dicom.elements import tag_text
+from lakehouse.dicom.integrity import structural_problem
 from lakehouse.dicom.part10 import rebuild_file_meta, transfer_syntax_of, write_part10
 
 Outcome = Literal["deidentified", "quarantined"]
@@ -62,12 +67,15 @@ def deidentify(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
 
 def _deidentify_quietly(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
     report: dict[str, Any] = {"options": sorted(settings.options)}
-    ds = _parse(source)
-    if ds is None or len(ds) == 0:
-        return DeidResult("quarantined", reason="unparseable", report=report)
-    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-        return DeidResult("quarantined", reason="missing_sop_uids", report=report)
     try:
+        ds = _parse(source)
+        problem = structural_problem(source, ds) if isinstance(source, bytes) and ds is not None else None
+        if problem is not None:  # a cut file or a lying length: what pydicom read is not the object
+            return DeidResult("quarantined", reason=problem, report=report)
+        if ds is None or len(ds) == 0:
+            return DeidResult("quarantined", reason="unparseable", report=report)
+        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            return DeidResult("quarantined", reason="missing_sop_uids", report=report)
         return _deidentify(ds, settings, report)
     except Exception as exc:  # noqa: BLE001 - a malformed value deep in a real-world file: fail closed
         report["error"] = type(exc).__name__
@@ -118,6 +126,9 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
         "source_identifiers": actions.identifiers.strings(),
     }
     hit = scanner.first_hit(ds)
+    if hit is None and actions.safe_private is not None:  # kept private binary values
+        hit = next((tag_text(tag) for tag, text in actions.safe_private.binary_values()
+                    if scanner.hit("UN", text)), None)
     if hit is not None:
         return DeidResult("quarantined", reason="residual_phi", tag_path=hit, **common)
     rebuild_file_meta(ds, source_ts)

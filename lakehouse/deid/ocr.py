@@ -1,12 +1,13 @@
-"""Optional OCR check that masked frames show no identifying text (the ``[ocr]`` extra).
+"""Burned-in text found by OCR: ``rapidocr``'s PP-OCR models on ``onnxruntime``.
 
-Uses ``rapidocr`` on ``onnxruntime``; both wheels ship their models, so nothing is downloaded
-at run time. Imported lazily: the default (no OCR) path never loads them. Scanner screens
-keep harmless technical text (probe, gain, depth), so "no text at all" would reject every
-ultrasound; the check is instead: no recognised text contains one of the object's own
-identifiers (the values of the attributes ``schemas/deid/identifying_attributes.json`` lists
-for the ``pixels`` check: name components, IDs, addresses, institution and station, dates in
-the usual on-screen forms) or an identifier-like pattern (a full date, a run of 7+ digits).
+Both wheels are runtime dependencies and ship their models, so nothing is downloaded at run
+time. Loaded lazily: objects without burned-in risk never load the models.
+
+``detect_text`` (the detection model alone) locates text regions; pixel cleaning masks them and
+runs it again to prove none is left. ``read_text`` (detection and recognition) is only used to
+say what kind of text a failed re-check still saw: ``identifying_kinds`` compares it with the
+object's own identifiers (the values of the attributes ``schemas/deid/identifying_attributes.json``
+lists for the ``pixels`` check) and identifier-like patterns (a full date, a run of 7+ digits).
 Findings are reported as counts and kinds, never as the text read.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -25,7 +25,9 @@ from pydicom.multival import MultiValue
 from lakehouse.deid.identifying import checked_by, parts
 from lakehouse.errors import PixelCleaningError
 
-__all__ = ["available", "header_identifiers", "read_text", "verify_no_identifying_text"]
+__all__ = ["available", "detect_text", "header_identifiers", "identifying_kinds", "read_text"]
+
+Box = tuple[int, int, int, int]
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _PATTERNS = {
@@ -37,7 +39,7 @@ _PATTERNS = {
 
 
 def available() -> bool:
-    """True when the ``[ocr]`` extra (rapidocr + onnxruntime) is importable."""
+    """True when rapidocr and onnxruntime are importable."""
     try:
         import onnxruntime  # noqa: F401
         import rapidocr  # noqa: F401
@@ -49,17 +51,49 @@ def available() -> bool:
 @lru_cache(maxsize=1)
 def _engine() -> Any:
     if not available():
-        raise PixelCleaningError(
-            "ocr_unavailable", "OCR verification needs the [ocr] extra (rapidocr, onnxruntime)"
-        )
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        raise PixelCleaningError("ocr_unavailable", "text detection needs rapidocr and onnxruntime")
     from rapidocr import RapidOCR
 
-    return RapidOCR()
+    engine = RapidOCR(params={"Global.log_level": "error"})
+    # It warns on every frame without text: noise here, where that is the outcome we want.
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    return engine
 
 
-def read_text(frame: np.ndarray) -> list[str]:
+def detect_text(image: np.ndarray) -> list[Box]:
+    """Bounds [left, top, right, bottom) of every text region the detector finds in one frame
+    (rows × columns [× samples], any integer depth)."""
+    result = _run(image, recognise=False)
+    boxes = getattr(result, "boxes", None)
+    if boxes is None:
+        return []
+    rows, columns = image.shape[:2]
+    found = []
+    for quad in np.asarray(boxes, dtype=np.float64):
+        left, top = np.floor(quad.min(axis=0))
+        right, bottom = np.ceil(quad.max(axis=0))
+        found.append((max(0, int(left)), max(0, int(top)), min(columns, int(right)), min(rows, int(bottom))))
+    return [b for b in found if b[0] < b[2] and b[1] < b[3]]
+
+
+def read_text(image: np.ndarray) -> list[str]:
     """Text lines OCR reads in one frame (rows × columns [× samples], any integer depth)."""
+    result = _run(image, recognise=True)
+    return [str(t) for t in (getattr(result, "txts", None) or ())]
+
+
+def _run(image: np.ndarray, *, recognise: bool) -> Any:
+    bgr = np.ascontiguousarray(_as_rgb8(image)[..., ::-1])  # RapidOCR expects OpenCV's BGR order
+    try:
+        return _engine()(bgr, use_det=True, use_cls=recognise, use_rec=recognise)
+    except PixelCleaningError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model failure means we cannot prove the frame clean
+        raise PixelCleaningError("ocr_failed", f"text detection failed ({type(exc).__name__})") from None
+
+
+def _as_rgb8(frame: np.ndarray) -> np.ndarray:
+    """8-bit RGB for the models: other depths are stretched to the frame's own range."""
     image = np.asarray(frame)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
@@ -69,8 +103,7 @@ def read_text(frame: np.ndarray) -> list[str]:
         image = ((image.astype(np.float32) - low) * scale).astype(np.uint8)
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
-    result = _engine()(np.ascontiguousarray(image[..., ::-1]))  # RapidOCR expects OpenCV's BGR order
-    return [str(t) for t in (getattr(result, "txts", None) or ())]
+    return image
 
 
 def header_identifiers(ds: Dataset) -> set[str]:
@@ -85,27 +118,12 @@ def header_identifiers(ds: Dataset) -> set[str]:
     return {s for s in (_squash(v) for v in found) if len(s) >= 3}
 
 
-def verify_no_identifying_text(frames: Iterable[np.ndarray], identifiers: set[str]) -> None:
-    """Raise PixelCleaningError("ocr_text_found") if any frame shows identifying text."""
-    kinds: set[str] = set()
-    hit_frames = 0
-    for frame in frames:
-        frame_kinds = _findings(read_text(frame), identifiers)
-        if frame_kinds:
-            hit_frames += 1
-            kinds |= frame_kinds
-    if hit_frames:
-        raise PixelCleaningError(
-            "ocr_text_found", f"OCR found {'/'.join(sorted(kinds))} text in {hit_frames} masked frame(s)"
-        )
-
-
-def _findings(lines: list[str], identifiers: set[str]) -> set[str]:
+def identifying_kinds(lines: list[str], identifiers: set[str]) -> set[str]:
+    """Which kinds of identifying text (identifier, date, digit_run) the lines contain."""
     kinds = set()
     for line in lines:
         upper = line.upper()
-        squashed = _squash(upper)
-        if any(ident in squashed for ident in identifiers):
+        if any(ident in _squash(upper) for ident in identifiers):
             kinds.add("identifier")
         kinds.update(kind for kind, pattern in _PATTERNS.items() if pattern.search(upper))
     return kinds

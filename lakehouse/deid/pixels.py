@@ -1,11 +1,18 @@
-"""Burned-in text: risk triage and masking of pixel data (PS3.15 E.1.1, Clean Pixel Data Option).
+"""Burned-in text: risk triage, then masking proved by OCR (PS3.15 E.1.1, Clean Pixel Data Option).
 
 ``burned_in_risk`` decides whether an object may carry identifying text in its pixels;
-``clean_pixel_data`` blanks the rectangles that ``schemas/deid/masks.json`` names for the
-object's modality, manufacturer, model and frame size, in every frame, and writes the result
-back as native Explicit VR Little Endian. Anything that cannot be decoded, has no rule, or
-(with OCR verification) still shows identifying text raises ``PixelCleaningError`` with a
-stable code; the dataset is left untouched in that case (changes are applied only at the end).
+``clean_pixel_data`` removes it from every frame and writes the result back as native Explicit VR
+Little Endian:
+
+1. decode every frame (native, RLE, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000 through
+   the pydicom pixel plugins pylibjpeg-libjpeg, pylibjpeg-openjpeg and pyjpegls);
+2. blank the known-layout rectangles of ``schemas/deid/masks.json`` (the fast path);
+3. run OCR text detection on every frame, blank each region it finds (with a margin) in every
+   frame, and repeat; after at most ``MASK_ROUNDS`` rounds a last detection pass must find no
+   text in any frame.
+
+Anything that cannot be decoded, or where text is still found, raises ``PixelCleaningError`` with
+a stable code; the dataset is left untouched in that case (changes are applied only at the end).
 
 Risk triage, in order (documented choice where the issue is silent):
 
@@ -20,28 +27,36 @@ Risk triage, in order (documented choice where the issue is silent):
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+import re
 
 import numpy as np
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
     MPEGTransferSyntaxes,
     RLELossless,
 )
 
-from lakehouse import resources
-from lakehouse.errors import ConfigError, PixelCleaningError
+from lakehouse.deid import ocr
+from lakehouse.deid.masks import DEFAULT_MASK_RULES, MaskRule, load_mask_rules, mask_rectangles
+from lakehouse.dicom.part10 import transfer_syntax_of
+from lakehouse.errors import PixelCleaningError
 
 __all__ = [
     "BURNED_IN_MODALITIES",
     "DEFAULT_MASK_RULES",
+    "MASK_ROUNDS",
     "MaskRule",
     "PixelCleaningError",
     "burned_in_risk",
@@ -50,11 +65,14 @@ __all__ = [
     "mask_rectangles",
 ]
 
-DEFAULT_MASK_RULES = resources.schema_file("deid", "masks.json")
-
 #: Modalities whose images commonly carry burned-in text: the issue's list (US, SC, XA, ES, OT)
 #: plus XC (external-camera photographs of labelled specimens/screens) and DOC (documents).
 BURNED_IN_MODALITIES = frozenset({"US", "SC", "XA", "ES", "OT", "XC", "DOC"})
+
+#: Detect-and-mask rounds. One round leaves text only where masking a region reveals a
+#: neighbour the detector had merged or missed (a marker letter beside a blanked label); later
+#: rounds catch those.
+MASK_ROUNDS = 3
 
 _SECONDARY_CAPTURE_ROOT = "1.2.840.10008.5.1.4.1.1.7"  # SC and the multi-frame SC classes (.7.x)
 _ENCAPSULATED_DOCUMENT_ROOT = "1.2.840.10008.5.1.4.1.1.104."  # PDF, CDA, STL, OBJ, MTL
@@ -73,18 +91,30 @@ _VIDEO_CLASSES = frozenset(
     }
 )
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-#: Decoded by pydicom itself (native, RLE) or through pillow (JPEG baseline); the rest needs
-#: plugins we do not ship (JPEG-LS, JPEG 2000, lossless JPEG) or is big endian (retired).
-_DECODABLE_SYNTAXES = frozenset(
-    {
-        ImplicitVRLittleEndian,
-        ExplicitVRLittleEndian,
-        DeflatedExplicitVRLittleEndian,
-        JPEGBaseline8Bit,
-        RLELossless,
-    }
-)
-_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422"})
+#: Transfer syntax → Lossy Image Compression Method (0028,2114) when it may have been lossy
+#: (PS3.3 C.7.6.1.1.5: once lossy, always lossy); None for the lossless ones. Big endian
+#: (retired) and video are not decoded.
+_DECODABLE_SYNTAXES: dict[str, str | None] = {
+    ImplicitVRLittleEndian: None,
+    ExplicitVRLittleEndian: None,
+    DeflatedExplicitVRLittleEndian: None,
+    RLELossless: None,
+    JPEGBaseline8Bit: "ISO_10918_1",
+    JPEGExtended12Bit: "ISO_10918_1",
+    JPEGLossless: None,
+    JPEGLosslessSV1: None,
+    JPEGLSLossless: None,
+    JPEGLSNearLossless: "ISO_14495_1",
+    JPEG2000Lossless: None,
+    JPEG2000: "ISO_15444_1",
+}
+#: Colour models pydicom decodes to RGB (JPEG 2000's ICT/RCT are undone by the codec itself).
+_TO_RGB = frozenset({"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB"}) | _TO_RGB
+#: Text regions are widened by a quarter of their height (at least this many pixels) and snapped
+#: outwards to this grid, so a one-pixel change in what the detector returns changes no output byte.
+_MARGIN, _GRID = 3, 4
+_READABLE = re.compile(r"[0-9A-Za-z]")
 
 
 def burned_in_risk(ds: Dataset) -> bool:
@@ -106,140 +136,22 @@ def burned_in_risk(ds: Dataset) -> bool:
         or sop_class in _VIDEO_CLASSES
     ):
         return True
-    return _transfer_syntax(ds) in MPEGTransferSyntaxes
+    return transfer_syntax_of(ds) in MPEGTransferSyntaxes
 
 
-@dataclass(frozen=True)
-class MaskRule:
-    """One row of masks.json: criteria (None = any) → rectangles [left, top, right, bottom)."""
-
-    id: str
-    modality: str
-    manufacturer: str | None
-    model: str | None
-    rows: int | None
-    columns: int | None
-    fraction: bool
-    rectangles: tuple[tuple[float, float, float, float], ...]
-
-    @property
-    def specificity(self) -> int:
-        size = self.rows is not None or self.columns is not None
-        return sum((self.manufacturer is not None, self.model is not None, size))
-
-    def matches(self, modality: str, manufacturer: str, model: str, rows: int, columns: int) -> bool:
-        return (
-            self.modality == modality
-            and (self.manufacturer is None or _norm(self.manufacturer) == manufacturer)
-            and (self.model is None or _norm(self.model) == model)
-            and (self.rows is None or self.rows == rows)
-            and (self.columns is None or self.columns == columns)
-        )
-
-    def pixel_boxes(self, rows: int, columns: int) -> list[tuple[int, int, int, int]]:
-        """Rectangles in pixels, clipped to the frame; fractions are rounded outwards."""
-        boxes = []
-        for left, top, right, bottom in self.rectangles:
-            if self.fraction:
-                left, right = np.floor(left * columns), np.ceil(right * columns)
-                top, bottom = np.floor(top * rows), np.ceil(bottom * rows)
-            boxes.append(
-                (max(0, int(left)), max(0, int(top)), min(columns, int(right)), min(rows, int(bottom)))
-            )
-        return boxes
-
-
-def load_mask_rules(path: str | Path | None = None) -> tuple[MaskRule, ...]:
-    """The rules of a masks.json file, validated; raises ConfigError naming the bad rule."""
-    return _load_mask_rules(str(Path(path).resolve()) if path else None)
-
-
-@lru_cache(maxsize=8)
-def _load_mask_rules(path: str | None) -> tuple[MaskRule, ...]:
-    """``path``: a masks.json file, or None for the packaged schemas/deid/masks.json."""
-    try:
-        doc = json.loads(Path(path).read_text() if path else DEFAULT_MASK_RULES.read_text())
-        raw_rules = doc["rules"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        where = path or "schemas/deid/masks.json"
-        raise ConfigError(f"mask rules file unreadable ({type(exc).__name__}): {where}") from None
-    rules, seen = [], set()
-    for index, raw in enumerate(raw_rules):
-        rule = _parse_rule(raw, index)
-        key = (
-            rule.modality,
-            rule.manufacturer and _norm(rule.manufacturer),
-            rule.model and _norm(rule.model),
-            rule.rows,
-            rule.columns,
-        )
-        if key in seen:
-            raise ConfigError(f"mask rule {rule.id!r} repeats the criteria of an earlier rule")
-        seen.add(key)
-        rules.append(rule)
-    return tuple(rules)
-
-
-def _parse_rule(raw: dict, index: int) -> MaskRule:
-    rule_id = str(raw.get("id") or f"#{index}")
-    units = raw.get("units", "pixels")
-    rectangles = raw.get("rectangles")
-    if not raw.get("modality") or units not in ("pixels", "fraction") or not rectangles:
-        raise ConfigError(f"mask rule {rule_id!r} needs a modality, units pixels|fraction and rectangles")
-    boxes = []
-    for box in rectangles:
-        if len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
-            raise ConfigError(f"mask rule {rule_id!r}: a rectangle is [left, top, right, bottom]")
-        left, top, right, bottom = (float(v) for v in box)
-        limit = 1.0 if units == "fraction" else float("inf")
-        if not (0 <= left < right <= limit and 0 <= top < bottom <= limit):
-            raise ConfigError(f"mask rule {rule_id!r}: empty or out-of-range rectangle")
-        boxes.append((left, top, right, bottom))
-    return MaskRule(
-        id=rule_id,
-        modality=str(raw["modality"]).strip().upper(),
-        manufacturer=raw.get("manufacturer"),
-        model=raw.get("model"),
-        rows=raw.get("rows"),
-        columns=raw.get("columns"),
-        fraction=units == "fraction",
-        rectangles=tuple(boxes),
-    )
-
-
-def mask_rectangles(
-    ds: Dataset, mask_rules_path: str | Path | None = None
-) -> list[tuple[int, int, int, int]]:
-    """Pixel rectangles [left, top, right, bottom) to blank for this object, from the most specific
-    matching rules (ties are all applied); raises PixelCleaningError("no_mask_rule") when none match."""
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    manufacturer = _norm(ds.get("Manufacturer", ""))
-    model = _norm(ds.get("ManufacturerModelName", ""))
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    candidates = [
-        r for r in load_mask_rules(mask_rules_path) if r.matches(modality, manufacturer, model, rows, columns)
-    ]
-    if not candidates or not rows or not columns:
-        raise PixelCleaningError("no_mask_rule", f"no mask rule for modality {modality or 'absent'}")
-    best = max(r.specificity for r in candidates)
-    return [box for r in candidates if r.specificity == best for box in r.pixel_boxes(rows, columns)]
-
-
-def clean_pixel_data(ds: Dataset, mask_rules_path: str | None = None, *, ocr: bool = False) -> str:
-    """Blank the burned-in text rectangles in every frame, in place, and return "masked".
+def clean_pixel_data(ds: Dataset, mask_rules_path: str | None = None) -> str:
+    """Remove burned-in text from every frame, in place, and return "masked".
 
     Pixel data is rewritten native (Explicit VR Little Endian); YBR data decoded to RGB is
-    labelled RGB; bits above Bits Stored are cleared (no overlay can hide there). With
-    ``ocr=True`` every masked frame is read by OCR (the ``[ocr]`` extra) and any text matching
-    the object's own identifiers or identifier-like patterns raises ``ocr_text_found``.
-    Burned In Annotation becomes NO only after all of that succeeded.
+    labelled RGB; bits above Bits Stored are cleared (no overlay can hide there). Burned In
+    Annotation becomes NO only after the OCR re-check found no text in any frame.
     """
     if 0x00420011 in ds:
         raise PixelCleaningError("encapsulated_document", "encapsulated documents cannot be masked")
     if "PixelData" not in ds:
         code = "unsupported_pixel_format" if any(t in ds for t in _PIXEL_TAGS) else "no_pixel_data"
         raise PixelCleaningError(code, "only (7FE0,0010) Pixel Data can be masked")
-    syntax = _transfer_syntax(ds)
+    syntax = transfer_syntax_of(ds)
     if syntax not in _DECODABLE_SYNTAXES:
         raise PixelCleaningError(
             "unsupported_transfer_syntax", f"cannot decode transfer syntax {syntax or 'absent'}"
@@ -251,24 +163,78 @@ def clean_pixel_data(ds: Dataset, mask_rules_path: str | None = None, *, ocr: bo
             "unsupported_pixel_format",
             f"photometric {photometric or 'absent'}, bits allocated {bits_allocated}",
         )
-    boxes = mask_rectangles(ds, mask_rules_path)
-    frames = _decode_frames(ds)
-    for left, top, right, bottom in boxes:
-        frames[:, top:bottom, left:right, :] = 0
+    frames = _decode_frames(ds, syntax)
+    _blank(frames, mask_rectangles(ds, mask_rules_path))
     if frames.dtype.kind == "u" and bits_stored < bits_allocated:
         frames &= np.asarray((1 << bits_stored) - 1, dtype=frames.dtype)
-    if ocr:
-        from lakehouse.deid import ocr as ocr_module
-
-        ocr_module.verify_no_identifying_text(frames, ocr_module.header_identifiers(ds))
+    _mask_detected_text(frames, ds, palette=ds if photometric == "PALETTE COLOR" else None)
     _write_back(ds, frames, photometric, syntax)
     return "masked"
 
 
-def _decode_frames(ds: Dataset) -> np.ndarray:
-    """All frames as (frames, rows, columns, samples); YBR is converted to RGB by pydicom."""
+def _mask_detected_text(frames: np.ndarray, ds: Dataset, palette: Dataset | None) -> None:
+    """Blank every text region OCR detects in any frame, in all frames (overlays are static;
+    masking more is the safe side), for up to ``MASK_ROUNDS`` rounds; then prove it.
+
+    The proof is the last detection pass finding nothing, or, when it still finds regions (on
+    ultrasound, speckle next to a blanked box can look like a glyph to the detector), OCR reading
+    no letter or digit in any of them: what the recogniser cannot read as text is not text left."""
+    rows, columns = frames.shape[1:3]
+    for _ in range(MASK_ROUNDS):
+        regions = {
+            _widened(box, rows, columns)
+            for frame in frames
+            for box in ocr.detect_text(_ocr_view(frame, palette))
+        }
+        if not regions:
+            return
+        _blank(frames, sorted(regions))
+    lines = [[t for t in ocr.read_text(_ocr_view(frame, palette)) if _READABLE.search(t)] for frame in frames]
+    if any(lines):
+        identifiers = ocr.header_identifiers(ds)
+        kinds = set().union(*(ocr.identifying_kinds(found, identifiers) for found in lines))
+        raise PixelCleaningError(
+            "ocr_text_found",
+            f"OCR still reads {'/'.join(sorted(kinds)) or 'other'} text in "
+            f"{sum(map(bool, lines))} masked frame(s)",
+        )
+
+
+def _widened(box: tuple[int, int, int, int], rows: int, columns: int) -> tuple[int, int, int, int]:
+    left, top, right, bottom = box
+    margin = max(_MARGIN, (bottom - top + 3) // 4)
+    return (
+        max(0, (left - margin) // _GRID * _GRID),
+        max(0, (top - margin) // _GRID * _GRID),
+        min(columns, -(-(right + margin) // _GRID) * _GRID),
+        min(rows, -(-(bottom + margin) // _GRID) * _GRID),
+    )
+
+
+def _ocr_view(frame: np.ndarray, palette: Dataset | None) -> np.ndarray:
+    """The frame as a viewer shows it: palette indices through the object's colour LUT."""
+    if palette is None:
+        return frame
+    from pydicom.pixels import apply_color_lut
+
+    return np.asarray(apply_color_lut(frame[..., 0], palette))
+
+
+def _blank(frames: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> None:
+    for left, top, right, bottom in boxes:
+        frames[:, top:bottom, left:right, :] = 0
+
+
+def _decode_frames(ds: Dataset, syntax: str) -> np.ndarray:
+    """All frames as (frames, rows, columns, samples); YBR is converted to RGB by pydicom.
+    A dataset read without file meta is decoded through a view that states its encoding."""
     from pydicom.pixels import pixel_array
 
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        view = Dataset(ds)  # shares the elements; the source keeps its own (absent) meta
+        view.file_meta = FileMetaDataset()
+        view.file_meta.TransferSyntaxUID = UID(syntax)
+        ds = view
     try:
         arr = pixel_array(ds)
     except Exception as exc:  # noqa: BLE001 - any decoder failure means we cannot mask with certainty
@@ -291,7 +257,7 @@ def _write_back(ds: Dataset, frames: np.ndarray, photometric: str, syntax: str) 
     arr = frames[..., 0] if samples == 1 else frames
     if arr.shape[0] == 1:
         arr = arr[0]
-    new_photometric = "RGB" if photometric.startswith("YBR") else photometric
+    new_photometric = "RGB" if photometric in _TO_RGB else photometric
     try:  # validates everything before it changes the dataset
         set_pixel_data(ds, arr, new_photometric, int(ds.BitsStored), generate_instance_uid=False)
     except (ValueError, AttributeError, NotImplementedError) as exc:
@@ -303,18 +269,12 @@ def _write_back(ds: Dataset, frames: np.ndarray, photometric: str, syntax: str) 
             del ds[tag]
     if number_of_frames is not None:  # keep Type 1 Number of Frames on multi-frame IODs, even at 1
         ds.NumberOfFrames = number_of_frames
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    if syntax == JPEGBaseline8Bit:  # once lossy, always lossy (PS3.3 C.7.6.1.1.5)
+    lossy_method = _DECODABLE_SYNTAXES[syntax]
+    if lossy_method and str(ds.get("LossyImageCompression", "")).strip() != "00":
         ds.LossyImageCompression = "01"
         if "LossyImageCompressionMethod" not in ds:
-            ds.LossyImageCompressionMethod = "ISO_10918_1"
+            ds.LossyImageCompressionMethod = lossy_method
     ds.BurnedInAnnotation = "NO"
-
-
-def _transfer_syntax(ds: Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
-
-
-def _norm(value: object) -> str:
-    return " ".join(str(value or "").split()).upper()

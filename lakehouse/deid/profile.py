@@ -11,9 +11,11 @@ Action codes: D dummy, Z empty, X remove, K keep, C clean, U replace UID, and ``
    choice in ``schemas/deid/combined_choices.json`` (attributes that are Type 1/2 in common IODs
    get a dummy, empty or UID-replaced value so the object stays valid); any other combined
    code takes its most conservative choice: X, else Z, else D.
-3. Standard attributes not in the table are kept: the Basic Profile lists every attribute it
-   acts on, and everything else is outside its scope. The residual-PHI scan backs this up.
-   Private attributes follow the ``PRIVATE`` row (removed).
+3. Standard attributes not in the table follow the written policy of
+   ``schemas/deid/unlisted_attributes.json`` (``lakehouse.deid.unlisted``): kept only when their
+   VR cannot carry identity or they are allowlisted. That file also lists the few attributes
+   whose plain X is applied as Z because they are Type 2 in a common IOD (an empty value
+   discloses nothing more). Private attributes follow the ``PRIVATE`` row (removed).
 4. Every attribute whose action is C also gets a fallback: its Basic Profile action (rule 2,
    no options), used when cleaning leaves nothing that is known to be safe. A fallback other
    than X, Z or D (never in this edition) becomes D.
@@ -27,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from lakehouse import resources
+from lakehouse.deid.unlisted import unlisted_policy
 
 PROFILE_FILE = "ps315_2026d.json"
 ACTION_CODES = frozenset({"D", "Z", "X", "K", "C", "U"})
@@ -125,6 +128,9 @@ def resolved_profile(columns: frozenset[str]) -> ResolvedProfile:
     """Every action resolved once per option set, so the per-element work is a dict lookup."""
     profile = load_profile()
     actions = {tag: resolve(rule, columns, profile.choices) for tag, rule in profile.rules.items()}
+    for tag in unlisted_policy().emptied_not_removed:
+        if actions[tag] == "X":
+            actions[tag] = "Z"
     fallback = {
         tag: _fallback(resolve(profile.rules[tag], frozenset(), profile.choices))
         for tag, action in actions.items()

@@ -11,9 +11,20 @@ the UIDs make every object's set unique, so the scan splits it without changing 
 identifiers made only of digits and dots (UIDs, numeric IDs, dates), which case-folding
 cannot touch, are looked up as substrings of digit/dot runs; identifiers made only of ASCII
 letters and digits (serial numbers, IDs, most name parts) can only match a whole run of word
-characters, so runs are case-folded and looked up in a set; the rest (names with hyphens or
-spaces, date forms), the same for all objects of a patient, go into a regex cached per set.
+characters, so runs are case-folded and looked up in a set; the rest (whole names, names with
+hyphens or spaces, date forms) are found by a case-folded substring search with the same
+boundaries (a regex only for text whose case-folding changes its length).
 The full alternation is compiled only when the C action has something to cut out.
+
+What counts as a leak, with the vocabulary in mind (so ordinary words are not quarantined):
+- A name component that is a vocabulary word (``schemas/deid/clean_vocabulary.json``, e.g. a
+  patient named "Perfusion^MCA Stroke") counts only as part of the whole name.
+- In coded values (CS, Code Value, Coding Scheme Designator and Version) every value is a
+  defined term of its attribute, so no lone name component counts there ("TEXT" in Value Type
+  for an observer named "Enter text", "TEST" as designator for a patient "Test^S R"); the
+  whole name, IDs, UIDs and dates still do.
+- The engine's own dummy values (``ANONYMIZED``, ``19000101`` ...) are never a hit, even when the
+  source held the same value.
 """
 
 from __future__ import annotations
@@ -21,16 +32,22 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from pydicom.dataset import Dataset
 
+from lakehouse.deid.clean_text import REDACTED_MEANING, vocabulary
 from lakehouse.deid.identifying import parts
 from lakehouse.dicom.elements import text_values
 
 # Values we write ourselves; a source whose name is "Anonymized" must not flag our dummies.
-STOPWORDS = frozenset({"ANONYMIZED", "ANONYMOUS", "REMOVED", "UNKNOWN", "NONE", "NULL", "N/A"})
+STOPWORDS = frozenset({"ANONYMIZED", "ANONYMOUS", "REMOVED", "UNKNOWN", "NONE", "NULL", "N/A", REDACTED_MEANING})
+#: The dummy date the profile writes (D on DA, and DT with 000000): never an original date.
+DUMMY_DATE = "19000101"
 MIN_LENGTH = 3
+# Tag paths of code entry values that are terms of a coding scheme (see the module docstring).
+CODED_TAG_PATHS = ("(0008,0100)", "(0008,0102)", "(0008,0103)")
+CODED_VRS = frozenset({"CS"})
 
 # Identifier-like patterns, looked for in free text only.
 PATTERNS = re.compile(
@@ -61,14 +78,26 @@ DOT = re.compile(r"\.")
 class Identifiers:
     """What identified the source; only ever used in memory, never logged."""
 
-    names: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # components that identify on their own
+    common_names: set[str] = field(default_factory=set)  # components that are vocabulary words
+    whole_names: set[str] = field(default_factory=set)  # the full name, in its written forms
     ids: set[str] = field(default_factory=set)
     dates: set[str] = field(default_factory=set)  # YYYYMMDD
     uids: set[str] = field(default_factory=set)
 
     def add_name(self, value: str) -> None:
+        words = vocabulary().words
+        components = []
         for part in parts("name", value):
-            self._add(self.names, part)
+            text = part.strip()
+            if len(text) >= MIN_LENGTH and text.upper() not in STOPWORDS:
+                components.append(text)
+                (self.common_names if text.casefold() in words else self.names).add(text)
+        if len(components) > 1:  # a one-component name is its own whole name (kept above)
+            rotated = components[1:] + components[:1]  # given names first
+            self.whole_names.update({value.strip().rstrip("^="), " ".join(components), " ".join(rotated)})
+        elif components and components[0] in self.common_names:
+            self.whole_names.add(components[0])
 
     def add_id(self, value: str) -> None:
         self._add(self.ids, value)
@@ -95,15 +124,16 @@ class Identifiers:
         Dates are left out on purpose: across a batch, one patient's shifted date can equal
         another patient's real date by chance. Each object's own original dates are checked
         by the residual scan (its Scanner), where a match means a real leak."""
-        return frozenset(self.names | self.ids | self.uids)
+        return frozenset(self.names | self.whole_names | self.ids | self.uids)
 
     def compile(self, dates_kept: bool, exclude_dates: set[str]) -> Scanner:
-        dates = set() if dates_kept else self.dates - exclude_dates
-        literals = set(self.names) | set(self.ids) | set(self.uids)
+        dates = set() if dates_kept else self.dates - exclude_dates - {DUMMY_DATE}
+        coded = self.whole_names | self.ids | self.uids
         for d in dates:
             y, m, dd = d[:4], d[4:6], d[6:8]
-            literals |= {d, f"{y}-{m}-{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}.{m}.{y}"}
-        return Scanner(frozenset(literals), frozenset(dates), frozenset(self.uids))
+            coded |= {d, f"{y}-{m}-{dd}", f"{y}.{m}.{dd}", f"{m}/{dd}/{y}", f"{dd}.{m}.{y}"}
+        literals = frozenset(coded | self.names)
+        return Scanner(literals, frozenset(dates), frozenset(self.uids), frozenset(coded))
 
 
 def _alternation(literals: frozenset[str]) -> re.Pattern[str] | None:
@@ -114,10 +144,6 @@ def _alternation(literals: frozenset[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-@lru_cache(maxsize=256)
-def _folded_regex(literals: frozenset[str]) -> re.Pattern[str] | None:
-    """The regex of the case-foldable literals; they repeat across a patient's objects."""
-    return _alternation(literals)
 
 
 @dataclass(frozen=True)
@@ -125,6 +151,14 @@ class Scanner:
     literals: frozenset[str]
     dates: frozenset[str]
     uids: frozenset[str]
+    coded_literals: frozenset[str] | None = None  # for coded values: without lone name components
+
+    @cached_property
+    def coded(self) -> Scanner:
+        """The scanner for coded values (see the module docstring)."""
+        if self.coded_literals is None or self.coded_literals == self.literals:
+            return self
+        return Scanner(self.coded_literals, self.dates, self.uids)
 
     @cached_property
     def regex(self) -> re.Pattern[str] | None:
@@ -133,10 +167,34 @@ class Scanner:
         return _alternation(self.literals)
 
     @cached_property
-    def _folded(self) -> re.Pattern[str] | None:
-        return _folded_regex(
-            frozenset(s for s in self.literals if not (PLAIN_CHARS.issuperset(s) or ALNUM_CHARS.issuperset(s)))
-        )
+    def _folded(self) -> frozenset[str]:
+        """Literals neither digit/dot nor letter/digit only: whole names, hyphenated names, date forms."""
+        return frozenset(s for s in self.literals if not (PLAIN_CHARS.issuperset(s) or ALNUM_CHARS.issuperset(s)))
+
+    @cached_property
+    def _folded_lower(self) -> tuple[str, ...]:
+        return tuple(sorted({s.translate(WORD_FOLD).casefold() for s in self._folded}))
+
+    def _next_folded(self, text: str, pos: int) -> tuple[int, int] | None:
+        """What the alternation of ``_folded`` would match (leftmost, then longest), found with
+        ``str.find`` on the case-folded text: compiling that regex per object cost more than the
+        rest of the scan."""
+        lowered = text.translate(WORD_FOLD).casefold()
+        if len(lowered) != len(text):  # case-folding moved the offsets: ask the regex
+            regex = _alternation(self._folded)
+            found = regex.search(text, pos) if regex is not None else None
+            return found.span() if found is not None else None
+        best: tuple[int, int] | None = None
+        for literal in self._folded_lower:
+            start = lowered.find(literal, pos)
+            while start != -1:
+                end = start + len(literal)
+                if not (start > 0 and BOUNDARY.match(text, start - 1)) and not BOUNDARY.match(text, end):
+                    if best is None or (start, -end) < (best[0], -best[1]):
+                        best = (start, end)
+                    break
+                start = lowered.find(literal, start + 1)
+        return best
 
     @cached_property
     def _words(self) -> frozenset[str]:
@@ -177,9 +235,8 @@ class Scanner:
 
     def _next_literal(self, text: str, pos: int) -> tuple[int, int] | None:
         """Span of the leftmost (then longest) literal match at or after ``pos``, or None."""
-        folded = self._folded.search(text, pos) if self._folded is not None else None
         spans = [
-            folded.span() if folded is not None else None,
+            self._next_folded(text, pos) if self._folded else None,
             self._next_plain(text, pos) if self._plain else None,
             self._next_word(text, pos) if self._words else None,
         ]
@@ -228,6 +285,7 @@ class Scanner:
         for the check only and stay raw, so the writer copies them byte for byte.
         """
         for path, vr, text in text_values(ds, TEXT_VALUE_VRS):
-            if self.hit(vr, text):
+            scanner = self.coded if vr in CODED_VRS or path.endswith(CODED_TAG_PATHS) else self
+            if scanner.hit(vr, text):
                 return path
         return None

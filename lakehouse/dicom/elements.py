@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableSequence
 from typing import Any
 
+from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -28,6 +29,7 @@ from pydicom.tag import BaseTag
 __all__ = [
     "STRING_VRS",
     "element_vr",
+    "known_vr",
     "put",
     "replaced_value",
     "set_value",
@@ -57,8 +59,11 @@ Element = DataElement | RawDataElement
 def element_vr(ds: Dataset, tag: int, stored: Element | None = None) -> str:
     """The element's VR: as stored (``stored``, when the caller walked ``ds.items()``), else,
     for implicit-VR reads and deferred values, pydicom's (reading the value), the data
-    dictionary's, or UN."""
+    dictionary's, or UN. A standard attribute stored with explicit VR UN has its dictionary
+    VR (``known_vr``)."""
     if stored is not None and stored.VR and not (stored.is_raw and stored.value is None):
+        if stored.VR == "UN" and isinstance(stored, RawDataElement):
+            return known_vr(stored) or "UN"
         return str(stored.VR)
     elem = ds.get_item(tag)
     vr = elem.VR if elem is not None else None
@@ -68,6 +73,25 @@ def element_vr(ds: Dataset, tag: int, stored: Element | None = None) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+def known_vr(raw: RawDataElement) -> str | None:
+    """The dictionary VR of a standard attribute stored raw with explicit VR UN, when pydicom
+    converts its value by that VR (``config.replace_un_with_known_vr``, on by default; values
+    of 64 KiB and more stay UN); else None.
+
+    PS3.5 6.2.2: UN is for an attribute whose VR the writer did not know. Treated as bytes, a
+    UN UID would be replaced by a dummy of NUL bytes and a UN name would escape the name
+    checks, so the profile sees these attributes by the VR the standard gives them."""
+    tag = raw.tag
+    if (not config.replace_un_with_known_vr or (tag >> 16) & 1 or tag & 0xFFFF == 0
+            or (raw.value is not None and len(raw.value) >= 0xFFFF)):
+        return None
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        return None
+    return vr if len(vr) == 2 else None  # "US or SS" and the like: pydicom decides on conversion
 
 
 def values_of(value: Any) -> list[Any]:

@@ -11,6 +11,7 @@ a dispatch each), which made writing the output cost more than reading and de-id
 it. Here the common cases are encoded directly, with pydicom's own rules:
 
 - elements still raw (kept as read) are written as read: tag, VR, length, value bytes;
+  except standard attributes read with explicit VR UN, written by their dictionary VR;
 - sequences are written item by item through the same path;
 - converted ASCII-text values (UIDs, dates, codes, descriptions) are joined with ``\\``,
   padded to even length (UI with NUL, the rest with a space) and encoded.
@@ -46,6 +47,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pydicom.valuerep import AMBIGUOUS_VR
+
+from lakehouse.dicom.elements import known_vr
 
 __all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "rebuild_file_meta", "transfer_syntax_of",
            "write_part10"]
@@ -188,8 +191,11 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, parent_encoding: str | list[st
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue
         if isinstance(elem, RawDataElement):
-            if not _write_raw(fp, layout, elem):
-                write_data_element(fp, ds.get_item(tag), encodings)
+            if elem.VR == "UN" and known_vr(elem):  # written by its dictionary VR, as converted
+                write_data_element(fp, ds[tag], encodings)
+            elif not _write_raw(fp, layout, elem):
+                # an implicit-VR source element (VR None) is written by its dictionary VR
+                write_data_element(fp, ds[tag] if elem.VR is None else ds.get_item(tag), encodings)
         elif elem.VR == "SQ":
             _write_sequence(fp, layout, elem, converted)
         elif not _write_ascii(fp, layout, elem, ascii_text):

@@ -7,6 +7,10 @@ object, so a whole-day shift of up to 10 years can never turn one into another);
 a unique 6-digit fraction; UIDs are unique. The answer key maps token → where it was
 planted (tag path) and its kind.
 
+Attributes Table E.1-1 does not list carry tokens too: Issuer of Accession Number Sequence at
+the top level, in Request Attributes Sequence and (SR) Referenced Request Sequence items,
+Graphic Layer Description, Responsible Person (with its Role), Image ID and Expiry Date.
+
 Kinds of object (cycled): ``ct`` (no burned-in risk, pixel data must pass byte for byte),
 ``ct_utf8`` (Specific Character Set ISO_IR 192), ``sr`` (Comprehensive SR with TEXT, PNAME,
 DATE, UIDREF, CODE items in nested containers) and ``us`` (Burned In Annotation YES: only
@@ -212,6 +216,29 @@ def _patient_and_study(ds: Dataset, p: Planter) -> None:
     )
 
 
+def _issuer(p: Planter, where: str) -> Sequence:
+    """An HL7v2 hierarchic designator (PS3.3 Table 10-17): attributes Table E.1-1 does not list."""
+    return Sequence(
+        [
+            _item(
+                LocalNamespaceEntityID=p.text(f"{where}.IssuerOfAccessionNumberSequence[0].LocalNamespaceEntityID"),
+                UniversalEntityID=p.text(f"{where}.IssuerOfAccessionNumberSequence[0].UniversalEntityID"),
+                UniversalEntityIDType="ISO",
+            )
+        ]
+    )
+
+
+def _unlisted(ds: Dataset, p: Planter) -> None:
+    """Identifying values in attributes outside Table E.1-1, at the top level and nested."""
+    ds.IssuerOfAccessionNumberSequence = _issuer(p, "top")
+    ds.RequestAttributesSequence[0].IssuerOfAccessionNumberSequence = _issuer(p, "RequestAttributesSequence[0]")
+    ds.ResponsiblePerson = p.pn("ResponsiblePerson")
+    ds.ResponsiblePersonRole = "PARENT"
+    ds.ImageID = p.text("ImageID")
+    ds.add_new(0x00141020, "DA", p.date("ExpiryDate"))
+
+
 def _private(ds: Dataset, p: Planter) -> None:
     block = ds.private_block(0x0011, PRIVATE_CREATOR, create=True)
     block.add_new(0x10, "LO", p.text("(0011,1010) private LO"))
@@ -243,6 +270,15 @@ def _graphics(ds: Dataset, p: Planter, rows: int, columns: int) -> None:
     ds.add_new(0x50000022, "LO", p.text("(5000,0022) CurveDescription"))
     ds.add_new(0x50002500, "LO", p.text("(5000,2500) CurveLabel"))
     ds.add_new(0x50003000, "OW", p.blob("(5000,3000) CurveData", 64))
+    ds.GraphicLayerSequence = Sequence(
+        [
+            _item(
+                GraphicLayer="PLANTED",
+                GraphicLayerOrder=1,
+                GraphicLayerDescription=p.text("GraphicLayerSequence[0].GraphicLayerDescription"),
+            )
+        ]
+    )
     ds.GraphicAnnotationSequence = Sequence(
         [
             _item(
@@ -360,6 +396,20 @@ def _structured_report(ds: Dataset, p: Planter) -> None:
             ),
         ),
     ]
+    ds.ReferencedRequestSequence = Sequence(
+        [
+            _item(
+                StudyInstanceUID=p.uid("ReferencedRequestSequence[0].StudyInstanceUID"),
+                AccessionNumber=p.text("ReferencedRequestSequence[0].AccessionNumber"),
+                IssuerOfAccessionNumberSequence=_issuer(p, "ReferencedRequestSequence[0]"),
+                RequestedProcedureID=p.text("ReferencedRequestSequence[0].RequestedProcedureID"),
+                RequestedProcedureDescription=p.text("ReferencedRequestSequence[0].RequestedProcedureDescription"),
+                RequestedProcedureCodeSequence=Sequence(),
+                PlacerOrderNumberImagingServiceRequest=p.text("ReferencedRequestSequence[0].PlacerOrderNumber"),
+                FillerOrderNumberImagingServiceRequest=p.text("ReferencedRequestSequence[0].FillerOrderNumber"),
+            )
+        ]
+    )
     ds.ValueType, ds.ContinuityOfContent = "CONTAINER", "SEPARATE"
     ds.ConceptNameCodeSequence = _code("126000", "Imaging Measurement Report")
     ds.ContentSequence = Sequence(
@@ -407,6 +457,7 @@ def planted_dataset(index: int, seed: int = 4, size: int = 32) -> tuple[Dataset,
         _structured_report(ds, p)
     else:
         _image(ds, p, kind, size)
+    _unlisted(ds, p)
     _private(ds, p)
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from test_engine import make_ct, to_bytes
@@ -49,8 +51,8 @@ def test_deid_text_lines_and_refusals(tmp_path: Path) -> None:
                            env={"LAKEHOUSE_DEID_KEY": ""})
     assert no_key.exit_code != 0 and "LAKEHOUSE_DEID_KEY" in str(no_key.exception)
     bad = runner.invoke(app, ["deid", str(src), "--out", str(tmp_path / "o"), "--project", "p", "--option",
-                              "retain-safe-private"], env={"LAKEHOUSE_DEID_KEY": KEY_HEX})
-    assert bad.exit_code != 0 and "E.3.10-1" in str(bad.exception)
+                              "retain-everything"], env={"LAKEHOUSE_DEID_KEY": KEY_HEX})
+    assert bad.exit_code != 0 and "retain-everything" in str(bad.exception)
 
 
 def test_config_key_is_created_once_in_the_restricted_zone_with_0600(tmp_path: Path) -> None:
@@ -63,3 +65,22 @@ def test_config_key_is_created_once_in_the_restricted_zone_with_0600(tmp_path: P
     settings = load_settings(config)
     assert load_project_key(settings, "p9") == bytes.fromhex(key_path.read_text())
     assert not [p for zone in ("research", "datasets") for p in (tmp_path / "lh" / zone).rglob("*.key")]
+
+
+def test_a_real_run_prints_its_json_summary_when_objects_fail(tmp_path: Path) -> None:
+    """A separate process: duplicates, a truncated copy and junk are quarantined, nothing is
+    overwritten, the run goes on and prints its summary (exit 0)."""
+    src = _inputs(tmp_path)
+    data = to_bytes(make_ct())
+    (src / "copy.dcm").write_bytes(to_bytes(make_ct(SeriesDescription="another series")))  # same SOP UID
+    (src / "cut.dcm").write_bytes(data[:-1000])
+    lakehouse = Path(sys.executable).with_name("lakehouse")
+    done = subprocess.run([str(lakehouse), "deid", str(src), "--out", str(tmp_path / "out"), "--project", "p1",
+                           "--json"], env={"LAKEHOUSE_DEID_KEY": KEY_HEX, "PATH": ""}, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)["summary"]
+    assert summary == {"deidentified": 1, "quarantined": 3, "quarantined:duplicate_output": 1,
+                       "quarantined:truncated": 1, "quarantined:unparseable": 1}
+    assert len(list((tmp_path / "out").iterdir())) == 1
+    assert "Zyxwvut" not in done.stdout + done.stderr

@@ -159,8 +159,9 @@ def test_clean_graphics_cannot_vouch_for_overlay_bitmaps_so_planes_and_curves_go
 def test_clean_descriptors_keeps_description_without_identifiers() -> None:
     ds = out(run(make_ct(), "clean-descriptors"))
     assert ds.StudyDescription == "CT for"
-    request = ds.RequestAttributesSequence[0]  # kept under C, its IDs still removed (X)
-    assert "RequestedProcedureID" not in request and "ScheduledProcedureStepID" not in request
+    request = ds.RequestAttributesSequence[0]  # kept under C, its IDs removed or replaced by keyed tokens
+    assert request.RequestedProcedureID not in ("", "REQTOK77") and len(request.RequestedProcedureID) == 16
+    assert not request.get("ScheduledProcedureStepID")
 
 
 def test_pixel_data_kept_byte_for_byte_with_the_same_transfer_syntax() -> None:

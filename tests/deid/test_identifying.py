@@ -33,10 +33,10 @@ def test_institution_and_station_are_identifying_on_screen_but_not_in_the_header
 def test_a_listed_id_repeated_in_a_kept_value_quarantines_the_object() -> None:
     ds = make_ct()
     ds.AdmissionID = "ADMTOKEN31"  # removed (X) and remembered as an id
-    ds.add_new(0x00189999, "LO", "ADMTOKEN31")  # a standard tag outside the table: kept
+    ds.ConvolutionKernel = "ADMTOKEN31"  # outside the table, allowlisted (technique): kept
     result = run(ds)
     assert result.outcome == "quarantined" and result.reason == "residual_phi"
-    assert result.tag_path == "(0018,9999)"
+    assert result.tag_path == "(0018,1210)"
     assert "ADMTOKEN31" in result.source_identifiers
 
 

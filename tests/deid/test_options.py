@@ -1,4 +1,4 @@
-"""Option names: validation, refusal of Retain Safe Private, CID 7050 codes."""
+"""Option names: validation, Retain Safe Private accepted, CID 7050 codes."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ def test_date_options_exclude_each_other() -> None:
         parse_options(["retain-full-dates", "retain-modified-dates"])
 
 
-def test_retain_safe_private_is_refused_until_table_e_3_10_1_exists() -> None:
-    with pytest.raises(InvalidDeidOption, match="E.3.10-1"):
-        parse_options(["retain-safe-private"])
+def test_retain_safe_private_is_accepted_now_that_table_e_3_10_1_ships() -> None:
+    assert parse_options(["retain-safe-private"]) == {"retain-safe-private"}
 
 
 def test_method_codes_are_the_profile_then_the_options() -> None:

@@ -12,10 +12,12 @@ import pydicom
 import pytest
 from planted import write_corpus
 from pydicom.data import get_charset_files, get_testdata_files
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from lakehouse.deid import DeidSettings, deidentify
+from lakehouse.dicom.elements import known_vr
 from lakehouse.dicom.part10 import rebuild_file_meta, transfer_syntax_of, write_part10
 
 KEY = bytes(range(32))
@@ -24,6 +26,17 @@ OPTION_SETS = (
     frozenset({"clean-pixel-data", "retain-modified-dates", "clean-descriptors", "clean-structured-content"}),
     frozenset({"retain-full-dates", "retain-uids", "retain-patient-characteristics", "retain-device-identity"}),
 )
+
+
+MANY_FRAMES = 16
+
+
+def _frames(path: Path) -> int:
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
+        return int(header.get("NumberOfFrames", 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable files are still run, and quarantined
+        return 1
 
 
 def pydicom_bytes(ds: Dataset) -> bytes:
@@ -47,12 +60,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_deidentified_objects_are_written_as_pydicom_writes_them(corpus: list[Path], options: frozenset[str]) -> None:
     written = 0
     for path in corpus:
+        if "clean-pixel-data" in options and _frames(path) > MANY_FRAMES:
+            continue  # OCR of every frame of a long cine: test_third_party's slow tests
         result = deidentify(path.read_bytes(), DeidSettings("p", KEY, options))
         if result.dataset is None:
             continue
         assert result.data == write_part10(copy.deepcopy(result.dataset)) == pydicom_bytes(result.dataset), path.name
         written += 1
-    assert written > 100
+    assert written > 80  # pydicom's 50 header-only DICOMDIR images are quarantined (missing_pixel_data)
 
 
 def test_datasets_as_read_are_written_as_pydicom_writes_them(corpus: list[Path]) -> None:
@@ -69,12 +84,25 @@ def test_datasets_as_read_are_written_as_pydicom_writes_them(corpus: list[Path])
             del ds[tag]
         rebuild_file_meta(ds, transfer_syntax_of(ds))
         try:
-            expected = pydicom_bytes(ds)
+            expected = pydicom_bytes(_by_dictionary_vr(copy.deepcopy(ds)))
         except Exception:  # noqa: BLE001, S112 - files pydicom itself cannot write are out of scope
             continue
         assert write_part10(copy.deepcopy(ds)) == expected, path.name
         written += 1
     assert written > 100
+
+
+def _by_dictionary_vr(ds: Dataset) -> Dataset:
+    """Standard attributes stored with explicit VR UN converted as pydicom converts them on access:
+    our writer writes them by their dictionary VR (PS3.5 6.2.2), pydicom's as the UN it read."""
+    for tag in list(ds.keys()):  # raw elements: keys() converts nothing
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.VR == "UN" and known_vr(raw):
+            ds[tag]  # access converts the element and stores it
+        elif not isinstance(raw, RawDataElement) and raw.VR == "SQ":
+            for item in raw.value:
+                _by_dictionary_vr(item)
+    return ds
 
 
 @pytest.mark.parametrize("charset", ["ISO_IR 192", "ISO_IR 100"])
@@ -92,7 +120,7 @@ def test_a_changed_character_set_is_written_as_pydicom_writes_it(tmp_path: Path,
         ds.SpecificCharacterSet = charset
         rebuild_file_meta(ds, transfer_syntax_of(ds))
         try:
-            expected = pydicom_bytes(ds)
+            expected = pydicom_bytes(_by_dictionary_vr(copy.deepcopy(ds)))
         except Exception:  # noqa: BLE001, S112 - text pydicom cannot encode in the new set
             continue
         assert write_part10(copy.deepcopy(ds)) == expected, path.name

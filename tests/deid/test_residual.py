@@ -6,7 +6,7 @@ import random
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from test_engine import make_ct, run
+from test_engine import make_ct, out, run
 
 from lakehouse.deid.residual import Identifiers, Scanner
 
@@ -26,20 +26,18 @@ def test_name_left_in_a_kept_nested_attribute_is_caught_with_its_path() -> None:
 
 def test_original_date_and_uid_in_kept_attributes_are_caught() -> None:
     ds = make_ct()
-    ds.add_new(0x00141020, "DA", "20200110")  # Expiry Date: not in the table, kept as is
-    assert run(ds).tag_path == "(0014,1020)"
+    ds.WindowCenterWidthExplanation = "as on 2020-01-10"  # allowlisted text, kept: the scan backs it
+    assert run(ds).tag_path == "(0028,1055)"
     ds = make_ct()
-    ds.add_new(0x00081150, "UI", "1.2.826.0.1.3680043.8.498.9")
-    ds.add_new(0x00189517, "DT", "20200110")
-    ds.add_new(0x00180022, "CS", "SEE 1.2.826.0.1.3680043.8.498.1001")  # source SOP UID in kept text
+    ds.add_new(0x00180022, "CS", "SEE 1.2.826.0.1.3680043.8.498.1001")  # source SOP UID in a kept CS
     assert run(ds).reason == "residual_phi"
 
 
 def test_identifier_like_patterns_in_free_text() -> None:
     ds = make_ct()
-    ds.add_new(0x00080108, "LT", "call 555-123-4567")  # Extended Code Meaning: not in the table
+    ds.ViewName = "call 555-123-4567"  # allowlisted text, kept: the scan backs it
     result = run(ds)
-    assert (result.reason, result.tag_path) == ("residual_phi", "(0008,0108)")
+    assert (result.reason, result.tag_path) == ("residual_phi", "(0008,2127)")
 
 
 def test_scanner_is_one_regex_plus_sets() -> None:
@@ -88,3 +86,48 @@ def test_fast_matching_equals_the_full_alternation_by_definition() -> None:
     assert word._next_word("id sn4535606.", 0) == (3, 12)
     assert word._next_word("xSN4535606", 1) is None  # inside a longer run: not a match
     assert word.hit("LO", "\u017fN4535606") and not word.hit("LO", "SN45356067")
+
+
+def test_the_engines_own_dummy_date_is_never_a_hit() -> None:
+    # A source whose birth date equals the dummy date: the dummy Content Date is not a leak.
+    result = run(make_ct(PatientBirthDate="19000101"))
+    assert result.outcome == "deidentified", (result.reason, result.tag_path)
+
+
+def test_a_name_component_that_is_a_word_counts_only_in_the_whole_name() -> None:
+    """pydicom's eCT_Supplemental: patient "Perfusion^MCA Stroke", Image Type PERFUSION."""
+    ds = make_ct(PatientName="Perfusion^MCA Stroke", ImageType=["DERIVED", "PRIMARY", "PERFUSION"])
+    assert run(ds).outcome == "deidentified"
+    ds.ConvolutionKernel = "PERFUSION"  # a word in free text: not a leak on its own
+    assert run(ds).outcome == "deidentified"
+    ds.ViewName = "MCA Stroke Perfusion"  # the whole name, given names first: a leak
+    assert (run(ds).reason, run(ds).tag_path) == ("residual_phi", "(0008,2127)")
+
+
+def test_lone_name_components_do_not_count_in_coded_values() -> None:
+    """pydicom's reportsi (observer "Enter text", Value Type TEXT) and test-SR (patient
+    "Test^S R", Coding Scheme Designator TEST)."""
+    ds = make_ct(PatientName="Test^Enter text")
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "1111", "TEST", "Diagnosis"
+    ds.AnatomicRegionSequence = Sequence([code])
+    ds.add_new(0x0040A040, "CS", "TEXT")  # Value Type
+    assert run(ds).outcome == "deidentified"
+    ds.ViewName = "TEST"  # not a vocabulary word, in free text: still a leak
+    assert run(ds).reason == "residual_phi"
+
+
+def test_coded_values_still_catch_identifiers() -> None:
+    ds = make_ct()
+    ds.add_new(0x00180022, "CS", "PIDTOKEN7781")  # the Patient ID in a CS value
+    assert run(ds).tag_path == "(0018,0022)"
+
+
+def test_ordinary_words_in_a_name_are_not_leaks() -> None:
+    ds = make_ct(PatientName="Compressed^Abdomen", StudyDescription="CT Abdomen")
+    ds.ViewName = "Lossy compressed"
+    result = run(ds, "clean-descriptors")
+    assert result.outcome == "deidentified", (result.reason, result.tag_path)
+    assert out(result).StudyDescription == "CT Abdomen"
+    ds.ViewName = "Compressed Abdomen"  # the whole name, in the written order: a leak
+    assert run(ds, "clean-descriptors").reason == "residual_phi"

@@ -31,8 +31,23 @@ SETTINGS = {
 CINES = ["ultrasounds/GREYSCALE_CINE.zip", pytest.param("ultrasounds/RGB_CINE.zip", marks=pytest.mark.slow)]
 
 
+MANY_FRAMES = 16  # OCR reads every frame of a burned-in-risk object: long cines are slow tests
+
+
 def _ids(folder: Path) -> list:
-    return [pytest.param(p, id=str(p.relative_to(folder))) for p in files_under(folder) if p.suffix != ".zip"]
+    return [
+        pytest.param(p, id=str(p.relative_to(folder)), marks=[pytest.mark.slow] if _frames(p) > MANY_FRAMES else [])
+        for p in files_under(folder)
+        if p.suffix != ".zip"
+    ]
+
+
+def _frames(path: Path) -> int:
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
+        return int(header.get("NumberOfFrames", 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable files are tested, just not as slow ones
+        return 1
 
 
 def _source(data: bytes) -> pydicom.Dataset | None:

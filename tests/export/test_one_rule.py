@@ -1,6 +1,6 @@
 """One rule each for project names and de-identification options, from submit to export.
 
-Before, governance accepted project names with '.' and the option retain-safe-private, which
+Before, governance accepted project names with '.' and options (then retain-safe-private) that
 the export then refused (key store, de-identification). Now submit applies the export's own
 rules, so such requests are refused at once with the export's one-line reason, and a valid
 request goes through submit, approve and export.
@@ -23,7 +23,7 @@ from lakehouse.export.keys import load_project_key
 
 EXPIRES = date.today() + timedelta(days=5)
 BAD_NAMES = ["lung.ai", "..", "lung ai", "-lead", "x" * 65, "lungs\n", "lüng"]
-BAD_OPTIONS = [["retain-safe-private"], ["retain-full-dates", "retain-modified-dates"], ["keep-names"]]
+BAD_OPTIONS = [["retain-everything"], ["retain-full-dates", "retain-modified-dates"], ["keep-names"]]
 
 
 def submit(prepared: Prepared, project: str = PROJECT, options: list[str] | None = None) -> governance.Request:
@@ -89,7 +89,7 @@ def _legacy_request(prepared: Prepared, **changes: object) -> str:
     return legacy_id
 
 
-@pytest.mark.parametrize("changes", [{"project": "lung.ai"}, {"options": ["retain-safe-private"]}])
+@pytest.mark.parametrize("changes", [{"project": "lung.ai"}, {"options": ["retain-everything"]}])
 def test_an_approved_legacy_request_is_refused_before_the_export_starts_with_the_same_reason(
     prepared: Prepared, changes: dict[str, object]
 ) -> None:
