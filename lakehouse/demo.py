@@ -84,7 +84,7 @@ class DemoResult:
 
 def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Progress = no_progress) -> DemoResult:
     """Create a demo root in ``directory`` and run the flow end to end."""
-    config_path = init_root(directory, roles=ROLES)
+    config_path = init_root(directory, roles=ROLES, identity_mode="asserted")
     settings = load_settings(config_path)
     written = synthesize_archive(settings.archive.local_path, patients=patients, seed=seed)
     with progress("cataloging", len(written)) as advance:

@@ -15,7 +15,7 @@ from typing import Any
 from lakehouse import governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
-from lakehouse.export import PurgeResult, purge_request, void_request_runs
+from lakehouse.export import PurgeResult, export_runs, purge_request, void_request_runs
 
 
 def sync_catalog_audited(
@@ -55,3 +55,14 @@ def revoke_request(
         void_request_runs(settings, request_id, user=user)
         return Revocation(request, None)
     return Revocation(request, purge_request(settings, request_id, user=user))
+
+
+def verify_audit_trail(settings: Settings, *, expect_head: str | None = None) -> governance.AuditVerification:
+    """Verify the audit chain and every head recorded outside it: by decisions (governance reads
+    those itself) and by export runs (their state), so a cut tail is found if anything saw it."""
+    checkpoints = [
+        governance.Checkpoint(f"export run {run.run_id}", run.audit_head)
+        for run in export_runs(settings)
+        if run.audit_head
+    ]
+    return governance.verify_audit(settings, expect_head=expect_head, checkpoints=checkpoints)

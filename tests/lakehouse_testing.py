@@ -71,3 +71,9 @@ def write_s3_config(root: Path, server: S3Server, buckets: dict[str, str], extra
     path = root / "lakehouse.toml"
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def reason_lines(stderr: str) -> list[str]:
+    """stderr of a command without the warning that identity mode ``asserted`` (the mode of
+    test roots) prints on every command: what is left is the command's own output."""
+    return [line for line in stderr.splitlines() if "identity mode is 'asserted'" not in line]

@@ -68,7 +68,8 @@ def test_json_refusals_are_one_object(tmp_path: Path) -> None:
     refused = lakehouse_cli("request", "list", "--user", "mallory", "--config", config, "--json")
     assert refused.returncode == 3
     error = json.loads(refused.stdout)
-    assert error["code"] == "refused" and "unknown user 'mallory'" in error["error"]
+    # `init` writes identity mode os: a typed name other than the login is refused.
+    assert error["code"] == "refused" and "--user 'mallory' is not who is acting" in error["error"]
     assert refused.stderr.count("\n") == 1
 
     plain = lakehouse_cli("request", "list", "--user", "mallory", "--config", config)

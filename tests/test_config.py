@@ -11,13 +11,11 @@ from lakehouse.config import (
     ZONES,
     ExportSettings,
     RolesSettings,
-    ThrottleSettings,
     default_values,
     init_root,
     load_settings,
     render_config,
 )
-from lakehouse.config import settings as settings_module
 from lakehouse.config.settings import section_classes
 from lakehouse.errors import ConfigError
 from lakehouse.lake import delta_storage_options
@@ -76,9 +74,7 @@ def test_env_overrides_every_setting(tmp_path: Path) -> None:
         "LAKEHOUSE_THROTTLE_REQUESTS_PER_SECOND": "12.5",
         "LAKEHOUSE_THROTTLE_ADAPTIVE": "false",
         "LAKEHOUSE_S3_ENDPOINT_URL": "http://127.0.0.1:9",
-        "LAKEHOUSE_ROLES_APPROVERS": '["bob", "carol"]',
-        "LAKEHOUSE_ROLES_OPERATORS": "olga, oscar",
-        "LAKEHOUSE_POLICY_APPROVALS_REQUIRED": "2",
+        "LAKEHOUSE_IDENTITY_SIGNING_KEY": "/home/bob/.ssh/id_ed25519",
         "LAKEHOUSE_EXPORT_ENGINE": "spark",
         # Not settings: other LAKEHOUSE_* variables are left alone.
         "LAKEHOUSE_USER": "alice",
@@ -90,9 +86,7 @@ def test_env_overrides_every_setting(tmp_path: Path) -> None:
     assert delta_storage_options(settings.archive)["AWS_ALLOW_HTTP"] == "true"
     assert settings.throttle.requests_per_second == 12.5
     assert settings.throttle.adaptive is False
-    assert settings.roles.approvers == ("bob", "carol")
-    assert settings.roles.operators == ("olga", "oscar")
-    assert settings.policy.approvals_required == 2
+    assert settings.identity.signing_key == "/home/bob/.ssh/id_ed25519"
     assert settings.export == ExportSettings(engine="spark")
 
 
@@ -144,7 +138,8 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         ("[export]\nbatchsize = 10\n", r"unknown key 'batchsize' in \[export\]; did you mean 'batch_size'\?"),
         ("[archive]\nname = 'x'\n", r"unknown key 'name' in \[archive\]; valid: 'endpoint_url', .*'uri'"),
         ("[expor]\nworkers = 2\n", r"unknown section \[expor\]; did you mean \[export\]\?"),
-        ("[identity]\nmode = 'os'\n", r"unknown section \[identity\]; valid: \[archive\], .*\[export\]$"),
+        ("[identitty]\nmode = 'os'\n", r"unknown section \[identitty\]; did you mean \[identity\]\?"),
+        ("[signers]\nkeys = []\n", r"unknown section \[signers\]; valid: \[archive\], .*\[export\]$"),
         ('approvers = ["bob"]\n', r"key 'approvers' must sit in a \[section\]; did you mean \[roles\] approvers\?"),
     ],
 )
@@ -187,8 +182,6 @@ def test_wrong_types_in_the_file_name_the_key(tmp_path: Path, text: str, message
         ("LAKEHOUSE_EXPORT_WORKERS", "eight", "LAKEHOUSE_EXPORT_WORKERS must be a whole number, not text"),
         ("LAKEHOUSE_THROTTLE_ADAPTIVE", "yes", "LAKEHOUSE_THROTTLE_ADAPTIVE must be true or false, not text"),
         ("LAKEHOUSE_THROTTLE_ADAPTIVE", "1", "LAKEHOUSE_THROTTLE_ADAPTIVE must be true or false, not a whole"),
-        ("LAKEHOUSE_ROLES_APPROVERS", '"mallory"', "LAKEHOUSE_ROLES_APPROVERS must be a list of names"),
-        ("LAKEHOUSE_POLICY_MAX_VALIDITY_DAYS", "0", "LAKEHOUSE_POLICY_MAX_VALIDITY_DAYS must be at least 1"),
         ("LAKEHOUSE_S3_ALLOW_HTTP", "hunter2-secret", "LAKEHOUSE_S3_ALLOW_HTTP must be true or false"),
     ],
 )
@@ -208,13 +201,6 @@ def test_a_role_never_matches_part_of_a_name(tmp_path: Path) -> None:
     assert roles_of(settings, "bo") == roles_of(settings, "o") == set()
 
 
-def test_file_only_sections_ignore_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, '[roles]\napprovers = ["bob"]\n')
-    monkeypatch.setattr(settings_module, "FILE_ONLY_SECTIONS", frozenset({"roles"}))
-    env = {"LAKEHOUSE_ROLES_APPROVERS": '["mallory"]', "LAKEHOUSE_THROTTLE_MAX_RETRIES": "1"}
-    settings = load_settings(path, env=env)
-    assert settings.roles.approvers == ("bob",)
-    assert settings.throttle == ThrottleSettings(max_retries=1)
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

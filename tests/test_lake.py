@@ -84,6 +84,18 @@ def test_every_tables_path_keys_and_write_mode_come_from_its_schema_file(setting
     assert lake.table(settings, "audit").uri == settings.restricted.join("governance/audit")
 
 
+def test_table_properties_from_the_schema_are_set_at_creation(settings: Settings) -> None:
+    """The catalog keeps its history as long as an approval can last: an export recomputes the
+    frozen manifest from the catalog version the approval recorded."""
+    catalog = lake.table(settings, "catalog")
+    catalog.create()
+    configuration = catalog.snapshot().delta.metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == "interval 400 days"
+    assert configuration["delta.deletedFileRetentionDuration"] == "interval 400 days"
+    longest = settings.policy.max_validity_days
+    assert int(configuration["delta.logRetentionDuration"].split()[1]) > longest
+
+
 def test_the_schema_reference_in_the_readme_is_current() -> None:
     """``python -m lakehouse.lake.schemas`` regenerates it; a schema change without it fails here."""
     readme = (TABLES_DIR.parent / "README.md").read_text()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lakehouse.config import Settings, load_settings
-from lakehouse.errors import ConfigError
+from lakehouse.governance.identity import ASSERTED_WARNING, Identity, current_identity
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,19 +28,44 @@ ConfigOpt = Annotated[
 ]
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", "-u", envvar="LAKEHOUSE_USER", help="Who is acting (checked against the roles section of the config)."),
+    typer.Option(
+        "--user",
+        "-u",
+        envvar="LAKEHOUSE_USER",
+        help="Who is acting. Under identity mode os or aws (the identity section of the config) it may only "
+        "repeat the proved identity; taken as typed only in mode asserted (demos and tests).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
 
 def settings_from(config: Path | None, *, require_file: bool = True) -> Settings:
-    return load_settings(config, require_file=require_file)
+    """The settings; under identity mode ``asserted`` every command warns once on stderr."""
+    settings = load_settings(config, require_file=require_file)
+    if settings.identity.mode == "asserted":
+        _warn_asserted()
+    return settings
 
 
-def require_user(user: str | None) -> str:
-    if not user:
-        raise ConfigError("no user given: pass --user or set LAKEHOUSE_USER")
-    return user
+@cache
+def _warn_asserted() -> None:
+    typer.echo(f"lakehouse: {ASSERTED_WARNING}", err=True)
+
+
+def acting(settings: Settings, user: str | None) -> Identity:
+    """The identity acting now, by the configured mode (``--user`` may only repeat a proved one)."""
+    return current_identity(settings, user)
+
+
+def interactive() -> bool:
+    """Whether a person is at a terminal to answer a question (stdin and stderr are TTYs)."""
+    return sys.stdin.isatty() and err_console.is_terminal
+
+
+def show_on_stderr(lines: Iterable[str]) -> None:
+    """Lines for the person at the terminal, kept off stdout (which stays for --json)."""
+    for line in lines:
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def timestamp(value: datetime) -> str:

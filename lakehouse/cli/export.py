@@ -15,10 +15,10 @@ from lakehouse.cli._common import (
     ConfigOpt,
     JsonOpt,
     UserOpt,
+    acting,
     emit,
     plain,
     progress,
-    require_user,
     settings_from,
     timestamp,
 )
@@ -49,7 +49,7 @@ def run(
     settings = settings_from(config)
     with progress("exporting", None, enabled=not as_json) as advance:
         outcome = run_export(
-            settings, request_id, user=require_user(user), engine=engine, workers=workers, progress=advance
+            settings, request_id, user=acting(settings, user).name, engine=engine, workers=workers, progress=advance
         )
     emit(outcome.to_dict(), as_json, _run_lines(outcome.state))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lakehouse import governance
-from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, emit, require_user, settings_from, timestamp
+from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, acting, emit, settings_from, timestamp
 
 app = typer.Typer(
     help="Opt-out registry: patients never frozen into a manifest and re-checked by every export. "
@@ -28,14 +28,15 @@ def add(
 ) -> None:
     """Register an opt-out (idempotent)."""
     settings = settings_from(config)
-    governance.add_optout(settings, user=require_user(user), patient_id=patient_id, reason=reason)
+    governance.add_optout(settings, user=acting(settings, user).name, patient_id=patient_id, reason=reason)
     emit({"registered": True}, as_json, "opt-out registered")
 
 
 @app.command("list")
 def list_(user: UserOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List the registry (shows Patient IDs; admins only)."""
-    entries = governance.list_optouts(settings_from(config), user=require_user(user))
+    settings = settings_from(config)
+    entries = governance.list_optouts(settings, user=acting(settings, user).name)
     rows = [{"patient_id": o.patient_id, "reason": o.reason, "user": o.user, "at": o.at} for o in entries]
     text = [f"{o.patient_id}  {timestamp(o.at)}  by {o.user}: {o.reason}" for o in entries] or ["no opt-outs"]
     emit({"optouts": rows}, as_json, text)
@@ -55,7 +56,8 @@ def purge(
     register the opt-out if needed, and audit it. Later exports exclude the patient."""
     from lakehouse.export import purge_patient
 
-    result = purge_patient(settings_from(config), patient_id, user=require_user(user), reason=reason)
+    settings = settings_from(config)
+    result = purge_patient(settings, patient_id, user=acting(settings, user).name, reason=reason)
     emit(
         result.to_dict(),
         as_json,

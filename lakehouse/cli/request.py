@@ -1,4 +1,4 @@
-"""`lakehouse request` commands: submit, list, show, approve, reject, revoke."""
+"""`lakehouse request` commands: submit, list, show, review, approve, reject, revoke."""
 
 from __future__ import annotations
 
@@ -13,17 +13,21 @@ from lakehouse.cli._common import (
     ConfigOpt,
     JsonOpt,
     UserOpt,
+    acting,
     emit,
-    plain,
-    require_user,
+    interactive,
     settings_from,
+    show_on_stderr,
     timestamp,
 )
 from lakehouse.governance.cohort import load_cohort_file
+from lakehouse.governance.review import Review
+from lakehouse.governance.review_html import render_html
 
 app = typer.Typer(
     help="Export requests: submit a cohort for a stated purpose, then approve, reject or revoke it.\n\n"
-    "Identity comes from --user or LAKEHOUSE_USER and is checked against the roles in the config; every command is audited.",
+    "Identity comes from the identity mode in the config (the OS login by default; --user may only repeat it) "
+    "and is checked against the roles in the config; every command is audited.",
     no_args_is_help=True,
 )
 
@@ -56,13 +60,45 @@ def _decision_lines(req: governance.Request) -> list[str]:
     return lines
 
 
-def _purpose_lines(req: governance.Request) -> list[str]:
-    """Purpose and cohort criteria; identifier criteria (Patient IDs, ...) only as counts."""
-    lines = [f"  purpose: {req.purpose}"]
-    criteria = req.to_dict()["cohort"]
-    if not criteria:
-        return [*lines, "  cohort: the whole catalog (no criteria)"]
-    return [*lines, "  cohort:", *(f"    {name}: {plain(value)}" for name, value in criteria.items())]
+def _review_lines(review: Review) -> list[str]:
+    """What a reviewer reads before signing; every count is already small-cell suppressed."""
+    totals = ", ".join(f"{n} {name}" for name, n in review.totals.items())
+    lines = [
+        f"  purpose: {review.purpose}",
+        "  cohort:",
+        *(f"    - {words}" for words in review.criteria),
+        (
+            f"  resolves to (catalog version {review.catalog_version}; counts of 1-4 shown as <5): "
+            f"{totals}, {review.bytes} bytes"
+        ),
+    ]
+    for breakdown in review.breakdowns:
+        cells = ", ".join(f"{value} {studies} studies/{n} instances" for value, studies, n in breakdown.rows)
+        lines.append(f"    by {breakdown.attribute}: {cells or 'nothing'}")
+    lines += [
+        f"    by site: {review.site}",
+        f"  burned-in risk: {review.burned_in_risk} instances; opted-out instances excluded: {review.opted_out_excluded}",
+        f"  de-identification: {review.profile}",
+        *(f"    option {o.name} ({o.meaning}) keeps: {o.keeps}" for o in review.options),
+    ]
+    if not review.options:
+        lines.append("    no options: the profile alone applies")
+    lines.append(f"  overlap with earlier approved requests of project {review.project}:")
+    lines += [
+        f"    {o.request_id} ({o.status}, {o.title}): {o.instances} instances of {o.patients} patients of this cohort"
+        for o in review.overlaps
+    ] or ["    none"]
+    broken = ", ".join(f"{reason} {n}" for reason, n in review.unparseable.items())
+    lines.append(
+        f"  objects the catalog could not parse (no criterion selects them): {broken or 'none'}"
+        + (f"; {review.unparseable_in_cohort_studies} of them in this cohort's studies" if broken else "")
+    )
+    if review.read_with_warnings:
+        warned = ", ".join(f"{code} {n}" for code, n in review.read_with_warnings.items())
+        lines.append(
+            f"  read with warnings: {warned}; quarantined at export for certain: {review.unexportable}"
+        )
+    return lines
 
 
 @app.command()
@@ -85,7 +121,7 @@ def submit(
     settings = settings_from(config)
     req = governance.submit_request(
         settings,
-        user=require_user(user),
+        user=acting(settings, user).name,
         project=project,
         title=title,
         purpose=purpose,
@@ -112,9 +148,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List requests with their current status."""
-    found = governance.browse_requests(
-        settings_from(config), user=require_user(user), status=status, project=project
-    )
+    settings = settings_from(config)
+    found = governance.browse_requests(settings, user=acting(settings, user).name, status=status, project=project)
     rows: list[dict[str, Any]] = [
         {
             "id": r.id,
@@ -133,18 +168,36 @@ def list_(
 
 @app.command()
 def show(request_id: IdArg, user: UserOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Show a request, its full decision history and a fresh preview (identifier criteria as counts)."""
-    req, preview = governance.show_request(settings_from(config), request_id, user=require_user(user))
+    """Show a request, its full decision history and a fresh review: the cohort in words and what it
+    resolves to now (identifiers only as counts, counts of 1-4 as <5)."""
+    settings = settings_from(config)
+    req, review = governance.show_request(settings, request_id, user=acting(settings, user).name)
     emit(
-        {**req.to_dict(), "preview": preview.to_dict()},
+        {**req.to_dict(), "review": review.to_dict()},
         as_json,
-        [
-            *_request_lines(req),
-            *_purpose_lines(req),
-            *_decision_lines(req),
-            f"  preview now: {preview.summary_line()}",
-        ],
+        [*_request_lines(req), *_review_lines(review), *_decision_lines(req)],
     )
+
+
+@app.command()
+def review(
+    request_id: IdArg,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the review as one static HTML file.", dir_okay=False)
+    ] = None,
+    user: UserOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a reviewer reads before signing (as `request show`), optionally as one static HTML file."""
+    settings = settings_from(config)
+    req, found = governance.show_request(
+        settings, request_id, user=acting(settings, user).name, action="request.review"
+    )
+    if html is not None:
+        html.write_text(render_html(req, found), encoding="utf-8")
+    data = {**req.to_dict(), "review": found.to_dict()} | ({"html": str(html)} if html else {})
+    emit(data, as_json, [*_request_lines(req), *_review_lines(found), *_decision_lines(req)])
 
 
 @app.command("approve")
@@ -154,15 +207,29 @@ def approve_(
         datetime, typer.Option("--expires", formats=["%Y-%m-%d"], help="Last valid day, YYYY-MM-DD.")
     ],
     note: Annotated[str, typer.Option("--note", help="Optional note.")] = "",
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (a terminal asks, after the review).")
+    ] = False,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a request; the approval that completes the quorum freezes its manifest."""
+    """Approve a request; the approval that completes the quorum freezes its manifest.
+
+    On a terminal the review is shown first and the approval asks for confirmation unless --yes;
+    without a terminal (scripts) nobody can answer, so it proceeds as with --yes."""
+    settings = settings_from(config)
+    identity = acting(settings, user)
+    if not yes and interactive():
+        req, found = governance.show_request(settings, request_id, user=identity.name, action="request.review")
+        show_on_stderr([*_request_lines(req), *_review_lines(found), *_decision_lines(req)])
+        question = f"Approve {request_id} until {expires.date().isoformat()} as {identity.name}?"
+        if not typer.confirm(question, default=False, err=True):
+            raise typer.Abort()
     req = governance.approve(
-        settings_from(config),
+        settings,
         request_id,
-        user=require_user(user),
+        user=identity.name,
         expires=date.fromordinal(expires.toordinal()),
         note=note,
     )
@@ -178,9 +245,9 @@ def reject_(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a pending request."""
-    _emit_decision(
-        governance.reject(settings_from(config), request_id, user=require_user(user), reason=reason), as_json
-    )
+    settings = settings_from(config)
+    identity = acting(settings, user)
+    _emit_decision(governance.reject(settings, request_id, user=identity.name, reason=reason), as_json)
 
 
 @app.command("revoke")
@@ -202,9 +269,9 @@ def revoke_(
     """Revoke a request (admins, or one of its approvers); exports of it are refused from now on."""
     from lakehouse.workflows import revoke_request
 
-    revocation = revoke_request(
-        settings_from(config), request_id, user=require_user(user), reason=reason, purge=purge
-    )
+    settings = settings_from(config)
+    identity = acting(settings, user)
+    revocation = revoke_request(settings, request_id, user=identity.name, reason=reason, purge=purge)
     if revocation.purge is None:
         _emit_decision(revocation.request, as_json)
         return

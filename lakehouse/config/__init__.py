@@ -1,14 +1,17 @@
 """Settings from ``lakehouse.toml`` plus ``LAKEHOUSE_<SECTION>_<KEY>`` env overrides,
 as one typed section per ``[section]``: ``settings.export.batch_size``,
-``settings.throttle.requests_per_second``, ``settings.roles.approvers``."""
+``settings.throttle.requests_per_second``, ``settings.roles.approvers``. Governed settings
+(roles, policy, identity mode) come from the file only."""
 
 from lakehouse.config.sections import (
     EXPORT_ENGINES,
+    IDENTITY_MODES,
     ZONES,
     ArchiveSettings,
     CatalogSettings,
     DeidKeySettings,
     ExportSettings,
+    IdentitySettings,
     PolicySettings,
     RolesSettings,
     S3Settings,
@@ -21,11 +24,13 @@ from lakehouse.config.template import default_values, exposed_restricted_folder,
 __all__ = [
     "CONFIG_FILENAME",
     "EXPORT_ENGINES",
+    "IDENTITY_MODES",
     "ZONES",
     "ArchiveSettings",
     "CatalogSettings",
     "DeidKeySettings",
     "ExportSettings",
+    "IdentitySettings",
     "PolicySettings",
     "RolesSettings",
     "S3Settings",

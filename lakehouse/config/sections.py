@@ -16,6 +16,7 @@ from lakehouse.errors import ConfigError
 ZONES = ("archive", "restricted", "research", "datasets")
 EXPORT_ENGINES = ("local", "spark")
 ARCHIVE_SYMLINK_MODES = ("never", "inside")
+IDENTITY_MODES = ("os", "aws", "asserted")
 
 _Number = TypeVar("_Number", int, float)
 
@@ -106,8 +107,20 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class IdentitySettings:
+    """How the tool knows who is acting: ``os`` (the login of the process), ``aws`` (the caller
+    ARN that STS reports for the restricted zone's credentials) or ``asserted`` (names taken as
+    typed: demos and tests only). ``signing_key`` is the acting user's OpenSSH Ed25519 private
+    key that signs decisions; the mode is governed (file only), the key is per user (env allowed)."""
+
+    mode: str = field(default="os", metadata={"choices": IDENTITY_MODES, "file_only": True})
+    signing_key: str = ""
+
+
+@dataclass(frozen=True)
 class RolesSettings:
-    """Who may do what: each role is a list of user names (never one string)."""
+    """Who may do what: each role is a list of identities of the configured mode (OS logins,
+    caller ARNs or asserted names), never one string."""
 
     requesters: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
@@ -117,10 +130,13 @@ class RolesSettings:
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """A quorum of distinct approvers and the longest approval."""
+    """A quorum of distinct approvers, the longest approval, and the public keys that may sign
+    decisions: ``allowed_signers`` lines in OpenSSH format, as git uses them
+    (``principal[,principal] [valid-after="YYYYMMDD",valid-before="YYYYMMDD"] ssh-ed25519 AAAA… [comment]``)."""
 
     approvals_required: int = _at_least(1, 1)
     max_validity_days: int = _at_least(1, 365)
+    allowed_signers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Precedence, lowest first: the section defaults (``sections.py``) → ``lakehouse.toml`` → env vars.
 Every key ``[section] key`` can be overridden by ``LAKEHOUSE_<SECTION>_<KEY>``
 (upper case), e.g. ``LAKEHOUSE_ARCHIVE_URI`` or ``LAKEHOUSE_THROTTLE_REQUESTS_PER_SECOND``,
-unless its section is marked file-only.
+except governed ones: ``[roles]``, ``[policy]`` and ``[identity] mode`` come from the file
+only, and a variable that tries to set one is refused at load (naming it), so a user's own
+shell can neither grant a role nor lower a quorum, and nobody mistakes it for working.
 
 The file is checked, not trusted: an unknown section or key is refused with the nearest
 valid name, and a value of the wrong type or out of bounds is refused naming its key (or
@@ -30,6 +32,7 @@ from lakehouse.config.sections import (
     CatalogSettings,
     DeidKeySettings,
     ExportSettings,
+    IdentitySettings,
     PolicySettings,
     RolesSettings,
     S3Settings,
@@ -42,8 +45,8 @@ from lakehouse.errors import ConfigError
 CONFIG_FILENAME = "lakehouse.toml"
 CONFIG_ENV = "LAKEHOUSE_CONFIG"
 
-# Sections taken from the file only: LAKEHOUSE_<SECTION>_<KEY> variables do not override them.
-FILE_ONLY_SECTIONS: frozenset[str] = frozenset()
+# Governed sections: taken from the file only (a single key can be marked ``file_only`` too).
+FILE_ONLY_SECTIONS: frozenset[str] = frozenset({"roles", "policy"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     roles: RolesSettings = field(default_factory=RolesSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     deid: DeidKeySettings = field(default_factory=DeidKeySettings)
@@ -149,14 +153,18 @@ def _read_file(path: Path, given: dict[str, dict[str, Any]]) -> None:
 
 def _read_env(env: Mapping[str, str], given: dict[str, dict[str, Any]]) -> None:
     """Override known settings only: other LAKEHOUSE_* variables (the user, project keys,
-    test switches) are not settings and never enter the config."""
+    test switches) are not settings and never enter the config. A variable naming a governed
+    setting is refused, not ignored: silently ignoring it would hide an attempt."""
     for section, cls in section_classes().items():
-        if section in FILE_ONLY_SECTIONS:
-            continue
         for key, (kind, bounds) in settable_keys(cls).items():
             name = f"LAKEHOUSE_{section}_{key}".upper()
-            if name in env:
-                given[section][key] = parse_env_value(env[name], kind, bounds, name)
+            if name not in env:
+                continue
+            if section in FILE_ONLY_SECTIONS or bounds.get("file_only"):
+                raise ConfigError(
+                    f"{name} is set, but [{section}] {key} is governed and comes only from the config file; unset it"
+                )
+            given[section][key] = parse_env_value(env[name], kind, bounds, name)
 
 
 def _nearest(name: str, valid: Mapping[str, Any], shape: str) -> str:

@@ -15,7 +15,8 @@ from lakehouse.config.settings import CONFIG_FILENAME, load_settings, section_cl
 _NOT_WRITTEN = ("s3",)
 
 _HEADER = (
-    "# lakehouse settings. Every key can be overridden by LAKEHOUSE_<SECTION>_<KEY>.\n"
+    "# lakehouse settings. Every key can be overridden by LAKEHOUSE_<SECTION>_<KEY>, except the\n"
+    "# governed ones: [roles], [policy] and [identity] mode come from this file only.\n"
     "# Zone URIs: a folder (relative to this file), file:///abs/path or s3://bucket/prefix.\n"
     "# S3 zones take endpoint_url, region, access_key_id, secret_access_key, profile\n"
     "# in their own section or in a shared [s3] section.\n\n"
@@ -59,10 +60,12 @@ def init_root(
     directory: str | os.PathLike[str],
     archive_uri: str | None = None,
     roles: Mapping[str, Sequence[str]] | None = None,
+    identity_mode: str | None = None,
 ) -> Path:
     """Create DIR with the four zone folders and a ``lakehouse.toml`` of the defaults.
 
     Returns the config path. An existing config is left as it is (init is idempotent).
+    ``identity_mode`` other than the default ``os`` is for demo roots (``asserted``).
     The restricted folder is created 0700 whatever the umask (it holds identified data);
     an existing one keeps its mode (``exposed_restricted_folder`` tells when to warn).
     """
@@ -80,6 +83,8 @@ def init_root(
         return config_path
     values = default_values(archive_uri)
     values["roles"].update(roles or {})
+    if identity_mode:
+        values["identity"]["mode"] = identity_mode
     config_path.write_text(_HEADER + render_config(values))
     return config_path
 

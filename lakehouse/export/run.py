@@ -135,10 +135,10 @@ def run_export(
         state = plan.state
         if on_plan:
             on_plan(state.planned_objects)
-        governance.append_audit(
+        state.audit_head = governance.append_audit(
             settings, user=user, action="export.resume" if state.resumed else "export.start", request_id=request_id,
             details={"run_id": state.run_id, "objects": state.planned_objects, "batches": state.batches},
-        )
+        ).hash
         ctx = RunContext.open(settings, request, state, options, user, lease)
         _attempt(ctx, plan)
         staging.sweep_project(settings, lease, user=user)
@@ -252,7 +252,7 @@ def _finish(ctx: RunContext, started: float) -> None:
     state.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     ctx.save()
     failure = {"failed_stage": state.error.stage, "failed_batch": state.error.batch} if state.error else {}
-    governance.append_audit(
+    state.audit_head = governance.append_audit(
         ctx.settings, user=ctx.user, action=f"export.{state.status}", request_id=state.request_id,
         details={
             "run_id": state.run_id,
@@ -264,7 +264,8 @@ def _finish(ctx: RunContext, started: float) -> None:
             "gate_report": state.gate_report,
             **failure,
         },
-    )
+    ).hash
+    ctx.save()  # the head after the run's last event: cutting it from the chain is detected
 
 
 def export_status(settings: Settings, run_id: str) -> RunState:

@@ -57,6 +57,7 @@ class RunState:
     gate_report: str | None = None
     error: StageFailure | None = None
     attempts: int = 1
+    audit_head: str | None = None  # the audit chain head after the run's latest event: a checkpoint
 
     @property
     def layout(self) -> RunLayout:

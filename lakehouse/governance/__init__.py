@@ -7,7 +7,15 @@ concurrent decisions are serialized and ``audit`` for the hash chain.
 
 from __future__ import annotations
 
-from lakehouse.governance.audit import AuditVerification, BrokenLink, append_audit, verify_audit
+from lakehouse.governance.audit import (
+    AuditHead,
+    AuditVerification,
+    BrokenLink,
+    Checkpoint,
+    append_audit,
+    list_audit,
+    verify_audit,
+)
 from lakehouse.governance.cohort import CohortPreview, parse_cohort
 from lakehouse.governance.manifest import ManifestEntry
 from lakehouse.governance.optout import OptOut, add_optout, list_optouts, opted_out_patient_ids
@@ -29,8 +37,10 @@ from lakehouse.governance.roles import require_role, roles_of
 from lakehouse.governance.views import browse_requests, show_request
 
 __all__ = [
+    "AuditHead",
     "AuditVerification",
     "BrokenLink",
+    "Checkpoint",
     "CohortPreview",
     "Decision",
     "ManifestEntry",
@@ -42,6 +52,7 @@ __all__ = [
     "approve",
     "browse_requests",
     "get_request",
+    "list_audit",
     "list_optouts",
     "list_requests",
     "load_manifest",

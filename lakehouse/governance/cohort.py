@@ -50,6 +50,7 @@ CATALOG_COLUMNS = [
     "deleted",
 ]
 READABLE = ("ok", "warning")  # parse statuses a cohort selects from
+INT_MAX = 2**63 - 1  # the widest whole number Arrow and Delta hold; criteria state tighter bounds
 
 
 @cache
@@ -99,8 +100,9 @@ def _check(name: str, value: Any, rule: dict[str, Any]) -> Any:
                 pass
         raise Refused(f"cohort: {name} must be a date YYYY-MM-DD")
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < rule.get("min", 0):
-            raise Refused(f"cohort: {name} must be an integer >= {rule.get('min', 0)}")
+        low, high = rule.get("min", 0), rule.get("max", INT_MAX)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Refused(f"cohort: {name} must be a whole number from {low} to {high}")
         return value
     values = [value] if isinstance(value, str) and name == "description_contains" else value
     if not isinstance(values, list) or not values:
@@ -122,9 +124,11 @@ def redact(cohort: dict[str, Any]) -> dict[str, Any]:
     return {k: (f"<{len(v)} values>" if k in hidden else v) for k, v in cohort.items()}
 
 
-def read_catalog(settings: Settings) -> pa.Table:
-    """Live catalog rows of readable objects (parsed, with or without warnings; not deleted)."""
-    table = lake.table(settings, "catalog").read(columns=CATALOG_COLUMNS)
+def read_catalog(settings: Settings, *, at: lake.Snapshot | None = None) -> pa.Table:
+    """Live catalog rows of readable objects (parsed, with or without warnings; not deleted),
+    of the current catalog or of the pinned version ``at`` (a manifest is frozen from, and
+    re-checked against, one version)."""
+    table = (at or lake.table(settings, "catalog")).read(columns=CATALOG_COLUMNS)
     live = pc.and_(pc.is_in(table["parse_status"], pa.array(READABLE)), pc.invert(table["deleted"]))
     return table.filter(live)
 

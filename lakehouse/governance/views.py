@@ -1,4 +1,4 @@
-"""What the CLI shows people: request views and listings, role-checked and audited."""
+"""What the CLI shows people: request views, reviews and listings, role-checked and audited."""
 
 from __future__ import annotations
 
@@ -7,27 +7,28 @@ from typing import Any
 
 from lakehouse.config import Settings
 from lakehouse.governance.audit import append_audit
-from lakehouse.governance.cohort import CohortPreview
-from lakehouse.governance.requests import Request, get_request, list_requests, preview_cohort
+from lakehouse.governance.requests import Request, get_request, list_requests
+from lakehouse.governance.review import Review, build_review
 from lakehouse.governance.roles import ROLES, require_role
 
 
 def show_request(
-    settings: Settings, request_id: str, *, user: str, now: datetime | None = None
-) -> tuple[Request, CohortPreview]:
-    """A request with its full decision history and a fresh preview (counts only)."""
+    settings: Settings, request_id: str, *, user: str, action: str = "request.show", now: datetime | None = None
+) -> tuple[Request, Review]:
+    """A request with its full decision history and a fresh review (suppressed counts only).
+    ``action`` names the audit event: ``request.show`` or ``request.review`` (the HTML file)."""
     require_role(settings, user, *ROLES)
     request = get_request(settings, request_id, now=now)
-    preview = preview_cohort(settings, request.cohort)
+    review = build_review(settings, request)
     append_audit(
         settings,
         user=user,
-        action="request.show",
+        action=action,
         request_id=request_id,
         now=now,
-        details={"status": request.status, "preview_instances": preview.instances},
+        details={"status": request.status, "catalog_version": review.catalog_version},
     )
-    return request, preview
+    return request, review
 
 
 def browse_requests(

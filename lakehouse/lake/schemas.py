@@ -2,7 +2,7 @@
 each table's place, keys, write mode and columns.
 
 Each file: ``{"name", "zone", "path", "keys", "write_mode", "deletable", "version",
-"description", "partition_by", "columns": [{"name", "type", "nullable", "description"}]}``.
+"description", "partition_by", "properties", "columns": [{"name", "type", "nullable", "description"}]}``.
 
 - ``path``: the table's folder in its zone; ``{project}`` marks a per-project table.
 - ``keys``: the columns that identify a row (merge and insert-new match on them).
@@ -11,6 +11,9 @@ Each file: ``{"name", "zone", "path", "keys", "write_mode", "deletable", "versio
   keys are absent, at most once per application transaction), ``append_serialized``
   (decided from a pinned snapshot; commits to one app id are totally ordered).
 - ``deletable``: rows may be removed (Delta delete, then vacuum), e.g. by a purge.
+- ``properties`` (optional): Delta table configuration set when the table is created, e.g. the
+  catalog keeps its log and files 400 days, so an export can recompute a manifest from the
+  catalog version an approval recorded (approvals last up to ``max_validity_days``).
 
 Types are ``string, bool, int32, int64, double, date, timestamp, binary`` or
 ``list<inner>``. Timestamps are UTC microseconds (what Delta, DuckDB, polars
@@ -74,6 +77,7 @@ class TableSpec:
     keys: tuple[str, ...] = ()
     write_mode: str = "append"
     deletable: bool = False
+    properties: tuple[tuple[str, str], ...] = ()  # Delta table configuration set at creation
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -154,6 +158,7 @@ def table_spec(name: str) -> TableSpec:
         keys=tuple(data["keys"]),
         write_mode=data["write_mode"],
         deletable=bool(data["deletable"]),
+        properties=tuple(sorted(data.get("properties", {}).items())),
     )
 
 

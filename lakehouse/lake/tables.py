@@ -136,6 +136,7 @@ class Table:
                 partition_by=list(self.spec.partition_by) or None,
                 name=self.spec.name,
                 description=self.spec.description,
+                configuration=dict(self.spec.properties) or None,
                 storage_options=self.storage_options,
             )
         except Exception:

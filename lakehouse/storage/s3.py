@@ -104,6 +104,27 @@ def make_client(zone: ZoneSettings, timeout: float) -> Any:
     )
 
 
+def caller_arn(zone: ZoneSettings, timeout: float = _DEFAULTS.timeout_seconds) -> str:
+    """The ARN STS ``GetCallerIdentity`` reports for the zone's credentials: who the cloud
+    says is acting (identity mode ``aws``). An S3-compatible endpoint of the zone serves STS too."""
+    access = S3Access.of(zone)
+    session = boto3.session.Session(profile_name=access.profile)
+    client = session.client(
+        "sts",
+        endpoint_url=access.endpoint_url,
+        region_name=access.region,
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=timeout, read_timeout=timeout),
+    )
+    try:
+        arn: str = client.get_caller_identity()["Arn"]
+    except (BotoCoreError, ClientError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        raise PermanentStorageError(f"STS GetCallerIdentity failed: {code or type(exc).__name__}") from None
+    return arn
+
+
 def _translate(exc: Exception, key: str) -> Exception:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))

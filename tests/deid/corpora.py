@@ -29,3 +29,18 @@ def files_under(folder: Path) -> list[Path]:
         for p in folder.rglob("*")
         if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
     )
+
+
+#: OCR reads every frame of a burned-in-risk object: files with more frames are slow tests.
+MANY_FRAMES = 16
+
+
+def frame_count(path: Path) -> int:
+    """Number of Frames from the header (1 when absent or unreadable)."""
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
+        return int(header.get("NumberOfFrames", 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable files are still run, and quarantined
+        return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from corpora import MANY_FRAMES, frame_count
 from planted import write_corpus
 from pydicom.data import get_charset_files, get_testdata_files
 from pydicom.dataelem import RawDataElement
@@ -26,17 +27,6 @@ OPTION_SETS = (
     frozenset({"clean-pixel-data", "retain-modified-dates", "clean-descriptors", "clean-structured-content"}),
     frozenset({"retain-full-dates", "retain-uids", "retain-patient-characteristics", "retain-device-identity"}),
 )
-
-
-MANY_FRAMES = 16
-
-
-def _frames(path: Path) -> int:
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
-        return int(header.get("NumberOfFrames", 1) or 1)
-    except Exception:  # noqa: BLE001 - unreadable files are still run, and quarantined
-        return 1
 
 
 def pydicom_bytes(ds: Dataset) -> bytes:
@@ -60,7 +50,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_deidentified_objects_are_written_as_pydicom_writes_them(corpus: list[Path], options: frozenset[str]) -> None:
     written = 0
     for path in corpus:
-        if "clean-pixel-data" in options and _frames(path) > MANY_FRAMES:
+        if "clean-pixel-data" in options and frame_count(path) > MANY_FRAMES:
             continue  # OCR of every frame of a long cine: test_third_party's slow tests
         result = deidentify(path.read_bytes(), DeidSettings("p", KEY, options))
         if result.dataset is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from corpora import DATA_STORE, DEID_DATA, PYDICOM_FILES, files_under
+from corpora import DATA_STORE, DEID_DATA, MANY_FRAMES, PYDICOM_FILES, files_under, frame_count
 
 from lakehouse.deid import DeidResult, DeidSettings, deidentify, parse_options
 from lakehouse.deid.pixels import burned_in_risk
@@ -31,23 +31,12 @@ SETTINGS = {
 CINES = ["ultrasounds/GREYSCALE_CINE.zip", pytest.param("ultrasounds/RGB_CINE.zip", marks=pytest.mark.slow)]
 
 
-MANY_FRAMES = 16  # OCR reads every frame of a burned-in-risk object: long cines are slow tests
-
-
 def _ids(folder: Path) -> list:
     return [
-        pytest.param(p, id=str(p.relative_to(folder)), marks=[pytest.mark.slow] if _frames(p) > MANY_FRAMES else [])
+        pytest.param(p, id=str(p.relative_to(folder)), marks=[pytest.mark.slow] if frame_count(p) > MANY_FRAMES else [])
         for p in files_under(folder)
         if p.suffix != ".zip"
     ]
-
-
-def _frames(path: Path) -> int:
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["NumberOfFrames"])
-        return int(header.get("NumberOfFrames", 1) or 1)
-    except Exception:  # noqa: BLE001 - unreadable files are tested, just not as slow ones
-        return 1
 
 
 def _source(data: bytes) -> pydicom.Dataset | None:

@@ -37,7 +37,10 @@ class Prepared:
 
 
 def set_sections(config: Path, **sections: dict) -> None:
+    """Update sections of a config; test roots act under typed names (identity mode
+    ``asserted``) unless a test sets ``identity`` itself."""
     data = tomllib.loads(config.read_text())
+    data.setdefault("identity", {})["mode"] = "asserted"
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     config.write_text(render_config(data))

@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 from export_testing import PROJECT, Prepared, lakehouse, objects, read_table
+from lakehouse_testing import reason_lines
 
 
 def test_export_run_status_and_refusals(prepared: Prepared) -> None:
     config = ["--config", str(prepared.config)]
     refused = lakehouse("export", "run", prepared.request_id, "--user", "alice", *config)
     assert refused.returncode != 0
-    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("lakehouse: ")
+    assert len(reason_lines(refused.stderr)) == 1 and refused.stderr.startswith("lakehouse: ")
 
     done = lakehouse("export", "run", prepared.request_id, "--user", "olga", "--json", *config)
     assert done.returncode == 0, done.stderr

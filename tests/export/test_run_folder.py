@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from export_testing import Prepared, lakehouse
+from lakehouse_testing import reason_lines
 
 from lakehouse.export import (
     BatchSummary,
@@ -113,9 +114,7 @@ def test_a_failing_batch_names_its_stage_and_batch(prepared: Prepared) -> None:
 
     failed = lakehouse("export", "run", prepared.request_id, "--workers", "1", "--user", "olga", "--json", *config)
     assert failed.returncode == 1
-    assert failed.stderr == (
-        "lakehouse: export failed at stage write, batch b-00001: IsADirectoryError\n"
-    )
+    assert reason_lines(failed.stderr) == ["lakehouse: export failed at stage write, batch b-00001: IsADirectoryError"]
     error = json.loads(failed.stdout)
     assert error["code"] == "export_stage_error"
     assert error["details"] == {"stage": "write", "batch": "b-00001"}

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -141,9 +141,23 @@ class Lake:
         self.zones_toml = zones_toml
         self.config = root / "lakehouse.toml"
 
-    def settings(self, approvals: int = 1, max_days: int = 365) -> Settings:
-        policy = f"\n[policy]\napprovals_required = {approvals}\nmax_validity_days = {max_days}\n"
-        self.config.write_text(self.zones_toml + ROLES + policy)
+    def settings(
+        self,
+        approvals: int = 1,
+        max_days: int = 365,
+        *,
+        mode: str = "asserted",
+        signing_key: str = "",
+        allowed_signers: Sequence[str] = (),
+        roles: str = ROLES,
+    ) -> Settings:
+        """Rewrite the config: tests act under typed names (``asserted``) unless they pick a mode."""
+        identity = f"\n[identity]\nmode = {json.dumps(mode)}\nsigning_key = {json.dumps(signing_key)}\n"
+        policy = (
+            f"\n[policy]\napprovals_required = {approvals}\nmax_validity_days = {max_days}\n"
+            f"allowed_signers = {json.dumps(list(allowed_signers))}\n"
+        )
+        self.config.write_text(self.zones_toml + roles + identity + policy)
         return load_settings(self.config)
 
 

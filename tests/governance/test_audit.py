@@ -141,18 +141,31 @@ def test_editing_the_parquet_file_in_place_is_detected(settings) -> None:  # typ
     assert "data files altered or missing" in problem or "event edited" in problem
 
 
-def test_full_rewrite_needs_a_witnessed_head(settings) -> None:  # type: ignore[no-untyped-def]
+def forge_from(settings, index: int) -> None:  # type: ignore[no-untyped-def]
+    """Forge the user of event ``index`` and recompute every hash from it on."""
     from lakehouse.governance.audit import event_hash
 
-    fill_chain(settings)
-    witnessed = governance.verify_audit(settings).head_hash
     rows = stored(settings)
-    rows[2]["user"] = "carol"  # forge an approver and recompute every hash after it
-    prev = rows[1]["hash"]
-    for row in rows[2:]:
+    rows[index]["user"] = "carol"
+    prev = rows[index - 1]["hash"]
+    for row in rows[index:]:
         row["prev_hash"] = prev
         row["hash"] = prev = event_hash(row)
     rewrite(settings, rows)
+
+
+def test_rewrite_after_the_last_checkpoint_needs_a_witnessed_head(settings) -> None:  # type: ignore[no-untyped-def]
+    fill_chain(settings)
+    witnessed = governance.verify_audit(settings).head_hash
+    forge_from(settings, 4)  # the revoke's own event: no decision recorded a head after it
     assert governance.verify_audit(settings).ok  # a keyless chain cannot see this on its own
     result = governance.verify_audit(settings, expect_head=witnessed)
     assert not result.ok and result.first_broken and "chain rewritten" in result.first_broken.problem
+
+
+def test_rewrite_before_a_decision_is_caught_by_its_checkpoint(settings) -> None:  # type: ignore[no-untyped-def]
+    request_id = fill_chain(settings)
+    forge_from(settings, 2)  # the approval's event; the revoke recorded the head after it
+    result = governance.verify_audit(settings)
+    assert not result.ok and result.first_broken is not None
+    assert f"event 3 of request {request_id} recorded audit head" in result.first_broken.problem

@@ -43,8 +43,8 @@ def test_request_show_and_optout_list_read_as_text(tmp_path: Path) -> None:
 
     shown = cli(config, "request", "show", request_id, "--user", "bob")
     assert "  purpose: Train a nodule detector" in shown
-    assert "    modalities: CT" in shown and "    study_date_from: 2024-01-01" in shown
-    assert "    patient_ids: <2 values>" in shown and "PAT-1" not in shown
+    assert "    - modality is CT" in shown and "    - study date on or after 2024-01-01" in shown
+    assert "    - patient is one of 2 listed (identifiers, not shown)" in shown and "PAT-1" not in shown
     history = [line for line in shown.splitlines() if re.match(r"\s+\d+\. ", line)]
     assert len(history) == 2 and all(re.search(rf"\. {ISO_SECONDS} ", line) for line in history)
     assert not re.search(r"[{}\[\]]|None|datetime\(", shown)
