@@ -4,7 +4,10 @@ import from ``conftest``: several conftest modules exist and share that name).""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -77,3 +80,17 @@ def reason_lines(stderr: str) -> list[str]:
     """stderr of a command without the warning that identity mode ``asserted`` (the mode of
     test roots) prints on every command: what is left is the command's own output."""
     return [line for line in stderr.splitlines() if "identity mode is 'asserted'" not in line]
+
+
+def lakehouse_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed ``lakehouse`` command as a real process, with no ``LAKEHOUSE_*`` variables
+    from the caller's environment other than ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lakehouse")), *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**clean, "LAKEHOUSE_NO_PROGRESS": "1", **(env or {})},
+    )

@@ -35,6 +35,7 @@ from pydicom.uid import (
     JPEG2000,
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -98,6 +99,7 @@ _DECODABLE_SYNTAXES: dict[str, str | None] = {
     ImplicitVRLittleEndian: None,
     ExplicitVRLittleEndian: None,
     DeflatedExplicitVRLittleEndian: None,
+    ExplicitVRBigEndian: None,  # retired (PS3.5 A.3), still in archives; written little endian
     RLELossless: None,
     JPEGBaseline8Bit: "ISO_10918_1",
     JPEGExtended12Bit: "ISO_10918_1",
@@ -246,6 +248,8 @@ def _decode_frames(ds: Dataset, syntax: str) -> np.ndarray:
     if arr.size != frames * rows * columns * samples:
         raise PixelCleaningError("undecodable", "decoded pixel data does not match the image pixel module")
     arr = arr.reshape(frames, rows, columns, samples)
+    if not arr.dtype.isnative:  # big endian sources: the output is written little endian
+        return arr.astype(arr.dtype.newbyteorder("="))
     return arr if arr.flags.writeable else arr.copy()
 
 
@@ -258,6 +262,11 @@ def _write_back(ds: Dataset, frames: np.ndarray, photometric: str, syntax: str) 
     if arr.shape[0] == 1:
         arr = arr[0]
     new_photometric = "RGB" if photometric in _TO_RGB else photometric
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    # set_pixel_data encodes for the dataset's transfer syntax, and pydicom cannot encode big
+    # endian: the output is little endian in any case (the writer re-encodes the other elements).
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     try:  # validates everything before it changes the dataset
         set_pixel_data(ds, arr, new_photometric, int(ds.BitsStored), generate_instance_uid=False)
     except (ValueError, AttributeError, NotImplementedError) as exc:
@@ -269,9 +278,6 @@ def _write_back(ds: Dataset, frames: np.ndarray, photometric: str, syntax: str) 
             del ds[tag]
     if number_of_frames is not None:  # keep Type 1 Number of Frames on multi-frame IODs, even at 1
         ds.NumberOfFrames = number_of_frames
-    if getattr(ds, "file_meta", None) is None:
-        ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     lossy_method = _DECODABLE_SYNTAXES[syntax]
     if lossy_method and str(ds.get("LossyImageCompression", "")).strip() != "00":
         ds.LossyImageCompression = "01"

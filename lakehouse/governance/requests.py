@@ -526,7 +526,7 @@ def _signed(
     """The decision's values with the identity mode and the decider's signature over them
     (Refused when a signature is required and the decider's key cannot give a valid one)."""
     values = {**values, "identity_mode": settings.identity.mode}
-    row = {"request_id": current.id, "action": action, "user": user, "at": at, **values}
+    row = {"request_id": current.id, "seq": current.last_seq + 1, "action": action, "user": user, "at": at, **values}
     payload = decision_payload(
         row, options=current.options, cohort_json=canonical(current.cohort), requester=current.requester
     )

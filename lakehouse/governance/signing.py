@@ -6,11 +6,11 @@ uses for SSH-signed commits (``principal[,principal] [options] ssh-ed25519 AAAAâ
 Signing and verifying run in-process through ``cryptography``: no ``ssh-keygen`` subprocess,
 no agent, and the same code on a laptop, in CI and on a Spark driver.
 
-What is signed is ``DOMAIN`` + the canonical JSON of ``decision_payload`` (request id, action,
-signer, identity mode, time, expiry, requester, options, cohort and manifest hashes, catalog
-version), so a signature cannot be replayed on another request or decision. The position
-(``seq``) is left out on purpose: it is assigned when the commit wins, and a decision replayed at
-another position of the same request adds nothing (quorums count distinct signers).
+What is signed is ``DOMAIN`` + the canonical JSON of ``decision_payload`` (request id, the
+decision's position ``seq`` in the request's history, action, signer, identity mode, time,
+expiry, requester, options, cohort and manifest hashes, catalog version), so a signature cannot
+be replayed on another request, another decision or another position of the same request (a
+decider that loses a commit race signs again for its new position).
 
 An ``allowed_signers`` line supports exact principals and the options ``valid-after``,
 ``valid-before`` (``YYYYMMDD[HHMM[SS]][Z]``, read as UTC) and ``namespaces`` (when given it
@@ -62,6 +62,7 @@ def decision_payload(
     expires: date | None = row.get("expires")
     return {
         "request_id": row["request_id"],
+        "seq": row.get("seq"),  # its place in the request's history: no replay within a request
         "action": row["action"],
         "signer": row["user"],
         "identity_mode": row.get("identity_mode"),

@@ -20,6 +20,7 @@ from pydicom.uid import MPEG4HP41, ExplicitVRLittleEndian, JPEGBaseline8Bit, gen
 from lakehouse.deid import ocr, pixels
 from lakehouse.deid.masks import load_mask_rules, mask_rectangles
 from lakehouse.deid.pixels import burned_in_risk, clean_pixel_data
+from lakehouse.dicom.part10 import write_part10
 from lakehouse.errors import ConfigError, PixelCleaningError
 
 ULTRASOUNDS = DEID_DATA / "ultrasounds"
@@ -466,3 +467,21 @@ def test_rle_lossless_is_decoded_and_written_native() -> None:
     touched = (after != original).any(axis=(0, 3))
     assert not after[:, :7].any() and not after[:, touched].any()
     assert "LossyImageCompression" not in out
+
+
+@pytest.mark.parametrize(
+    ("big_endian", "little_endian"),
+    [("SC_rgb_expb_16bit.dcm", "SC_rgb_16bit.dcm"), ("gdcm-US-ALOKA-16_big.dcm", "gdcm-US-ALOKA-16.dcm")],
+)
+def test_big_endian_pixel_data_is_cleaned_and_written_little_endian(big_endian: str, little_endian: str) -> None:
+    """Explicit VR Big Endian (retired, still in archives) is masked like its little-endian twin,
+    with the same pixels, and written little endian."""
+    masked = []
+    for name in (big_endian, little_endian):
+        ds = pydicom.dcmread(sample_file(name))
+        assert clean_pixel_data(ds, None) == "masked"
+        out = pydicom.dcmread(io.BytesIO(write_part10(ds)))
+        assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert out.BurnedInAnnotation == "NO"
+        masked.append(out.pixel_array)
+    assert masked[0].dtype.isnative and np.array_equal(masked[0], masked[1])

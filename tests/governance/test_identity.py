@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import ROLES, Lake, standard_catalog, write_catalog
-from lakehouse_testing import S3Server, reason_lines, write_s3_config
+from lakehouse_testing import S3Server, lakehouse_cli, reason_lines, write_s3_config
 
 from lakehouse import governance
 from lakehouse import lake as lake_layer
@@ -22,21 +22,8 @@ from lakehouse.config import load_settings
 from lakehouse.errors import ConfigError, Refused
 from lakehouse.governance.identity import ASSERTED_WARNING, Identity, current_identity
 
-ENTRY = Path(sys.executable).with_name("lakehouse")
 LOGIN = pwd.getpwuid(os.geteuid()).pw_name
 EXPIRES = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
-
-
-def lakehouse(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    return subprocess.run(
-        [str(ENTRY), *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**clean, "LAKEHOUSE_NO_PROGRESS": "1", **(env or {})},
-    )
 
 
 def os_roles(**extra: list[str]) -> str:
@@ -82,15 +69,15 @@ def test_os_mode_refuses_a_typed_name_on_every_user_command(local_lake: Lake) ->
         ["optout", "list"],
         ["catalog", "sync"],
     ):
-        typed = lakehouse(config, *args, "--user", "bob")
+        typed = lakehouse_cli(config, *args, "--user", "bob")
         assert typed.returncode == 3, (args, typed.stderr)
         assert typed.stderr == f"lakehouse: --user 'bob' is not who is acting: identity mode os sees '{LOGIN}'\n"
-    from_env = lakehouse(config, "request", "list", env={"LAKEHOUSE_USER": "bob", "USER": "bob", "LOGNAME": "bob"})
+    from_env = lakehouse_cli(config, "request", "list", env={"LAKEHOUSE_USER": "bob", "USER": "bob", "LOGNAME": "bob"})
     assert from_env.returncode == 3 and "is not who is acting" in from_env.stderr
     # No name typed (or the login repeated): the login acts, and no warning is printed.
-    listed = lakehouse(config, "request", "list", "--json", env={"USER": "bob"})
+    listed = lakehouse_cli(config, "request", "list", "--json", env={"USER": "bob"})
     assert listed.returncode == 0 and listed.stderr == "" and json.loads(listed.stdout) == {"requests": []}
-    assert lakehouse(config, "request", "list", "--user", LOGIN).returncode == 0
+    assert lakehouse_cli(config, "request", "list", "--user", LOGIN).returncode == 0
     audit = lake_layer.table(load_settings(config), "audit").read().to_pylist()
     assert [(e["user"], e["action"]) for e in audit if e["action"] == "request.list"] == [(LOGIN, "request.list")] * 2
 
@@ -102,15 +89,15 @@ def test_os_mode_roles_map_logins(local_lake: Lake) -> None:
     write_catalog(settings, standard_catalog())
     cohort = local_lake.root / "cohort.yaml"
     cohort.write_text("modalities: [CT]\n")
-    submitted = lakehouse(
+    submitted = lakehouse_cli(
         local_lake.config, "request", "submit", "--project", "lungs", "--title", "t", "--purpose", "p",
         "--protocol", "IRB-1", "--cohort", str(cohort), "--json",
     )
     assert submitted.returncode == 0, submitted.stderr
     request_id = json.loads(submitted.stdout)["id"]
-    as_other = lakehouse(local_lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--user", "bob", "--yes")
+    as_other = lakehouse_cli(local_lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--user", "bob", "--yes")
     assert as_other.returncode == 3 and "is not who is acting" in as_other.stderr
-    own = lakehouse(local_lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--yes")
+    own = lakehouse_cli(local_lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--yes")
     assert own.returncode == 3
     assert reason_lines(own.stderr)[-1].endswith("the requester cannot approve their own request")
 
@@ -125,7 +112,7 @@ def test_asserted_mode_takes_names_as_typed_and_warns_on_every_command(local_lak
     with pytest.raises(ConfigError, match="no user given"):
         current_identity(settings, None)
     for args in (["request", "list", "--user", "bob"], ["catalog", "stats"], ["export", "list"]):
-        done = lakehouse(local_lake.config, *args, "--json")
+        done = lakehouse_cli(local_lake.config, *args, "--json")
         assert done.returncode == 0, done.stderr
         assert done.stderr == f"lakehouse: {ASSERTED_WARNING}\n"
         json.loads(done.stdout)  # the warning never reaches stdout
@@ -133,11 +120,11 @@ def test_asserted_mode_takes_names_as_typed_and_warns_on_every_command(local_lak
         settings, user="alice", project="lungs", title="t", purpose="p", protocol="IRB-1",
         cohort={"modalities": ["CT"]}, options=[],
     )
-    approved = lakehouse(local_lake.config, "request", "approve", request.id, "--expires", EXPIRES, "--user", "bob")
+    approved = lakehouse_cli(local_lake.config, "request", "approve", request.id, "--expires", EXPIRES, "--user", "bob")
     assert approved.returncode == 0, approved.stderr
     events = lake_layer.table(settings, "governance_events").read().to_pylist()
     assert [e["identity_mode"] for e in events if e["action"] == "approve"] == ["asserted"]  # decisions record it
-    refused = lakehouse(local_lake.config, "request", "list", "--user", "mallory")
+    refused = lakehouse_cli(local_lake.config, "request", "list", "--user", "mallory")
     assert refused.stderr.splitlines() == [f"lakehouse: {ASSERTED_WARNING}", "lakehouse: unknown user 'mallory': not in any [roles] list"]
 
 
@@ -169,9 +156,9 @@ def test_aws_mode_is_the_sts_caller_of_the_zone_credentials(s3_server: S3Server,
     with pytest.raises(Refused, match="is not who is acting: identity mode aws sees 'arn:aws:iam::"):
         current_identity(settings, alice_arn)
 
-    listed = lakehouse(config, "request", "list", "--json", env=as_bob)
+    listed = lakehouse_cli(config, "request", "list", "--json", env=as_bob)
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
-    typed = lakehouse(config, "request", "list", "--user", bob_arn.replace("bob", "alice"), env=as_bob)
+    typed = lakehouse_cli(config, "request", "list", "--user", bob_arn.replace("bob", "alice"), env=as_bob)
     assert typed.returncode == 3 and "identity mode aws sees" in typed.stderr
     # Alice's own credentials prove Alice.
     as_alice = {"LAKEHOUSE_S3_ACCESS_KEY_ID": alice_key, "LAKEHOUSE_S3_SECRET_ACCESS_KEY": alice_secret}

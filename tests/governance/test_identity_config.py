@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Lake, standard_catalog, write_catalog
+from lakehouse_testing import lakehouse_cli
 
 from lakehouse import governance
 from lakehouse import lake as lake_layer
@@ -28,18 +29,6 @@ ENTRY = Path(sys.executable).with_name("lakehouse")
 EXPIRES = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
 
 pytestmark = pytest.mark.parametrize("lake", ["local"], indirect=True)
-
-
-def run(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    return subprocess.run(
-        [str(ENTRY), *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**clean, "LAKEHOUSE_NO_PROGRESS": "1", **(env or {})},
-    )
 
 
 def submitted(lake: Lake, **cohort: object) -> str:
@@ -62,13 +51,13 @@ def test_the_requester_cannot_grant_herself_a_second_name_from_her_shell(lake: L
     request_id = submitted(lake)
     before = len(_read(lake, "audit"))
     attack = {"LAKEHOUSE_ROLES_APPROVERS": '["alice2"]', "LAKEHOUSE_POLICY_APPROVALS_REQUIRED": "1"}
-    done = run(lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--user", "alice2", env=attack)
+    done = lakehouse_cli(lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--user", "alice2", env=attack)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (
         "lakehouse: LAKEHOUSE_ROLES_APPROVERS is set, but [roles] approvers is governed and comes only "
         "from the config file; unset it\n"
     )
-    quorum_only = run(
+    quorum_only = lakehouse_cli(
         lake.config, "request", "approve", request_id, "--expires", EXPIRES, "--user", "bob",
         env={"LAKEHOUSE_POLICY_APPROVALS_REQUIRED": "1"},
     )
@@ -91,7 +80,7 @@ def test_governed_settings_from_the_environment_are_refused(
     lake: Lake, variable: str, value: str, args: list[str]
 ) -> None:
     lake.settings(mode="os")
-    done = run(lake.config, *args, env={variable: value})
+    done = lakehouse_cli(lake.config, *args, env={variable: value})
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"lakehouse: {variable} is set, but [") and done.stderr.count("\n") == 1
     assert value not in done.stderr
@@ -110,7 +99,7 @@ def test_a_role_written_as_text_is_refused_at_load(lake: Lake) -> None:
     lake.config.write_text(lake.zones_toml + '\n[roles]\nrequesters = ["alice"]\napprovers = "bob"\n')
     with pytest.raises(ConfigError, match=r"\[roles\] approvers must be a list of names, .*not text"):
         load_settings(lake.config, env={})
-    done = run(lake.config, "request", "list", "--user", "b")
+    done = lakehouse_cli(lake.config, "request", "list", "--user", "b")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "[roles] approvers must be a list of names" in done.stderr
     lake.settings(roles='\n[roles]\napprovers = ["bob"]\n')
@@ -123,7 +112,7 @@ def test_a_cohort_number_beyond_bounds_is_refused_before_anything_is_recorded(la
     lake.settings()
     cohort = lake.root / "cohort.yaml"
     cohort.write_text(f"modalities: [CT]\nmax_studies: {number}\n")
-    done = run(
+    done = lakehouse_cli(
         lake.config, "request", "submit", "--project", "lungs", "--title", "t", "--purpose", "p",
         "--protocol", "IRB-1", "--cohort", str(cohort), "--user", "alice",
     )

@@ -92,6 +92,7 @@ def test_sign_then_verify_and_every_field_is_covered(local_lake: Lake, bob: Sign
         ("catalog_version", 5),
         ("action", "reject"),
         ("identity_mode", "asserted"),
+        ("seq", 3),  # the same decision replayed at another position of the request
     ]:
         with pytest.raises(Refused, match="does not verify"):
             verify_decision(settings, "bob", payload(**{field: value}), signature, AT)

@@ -89,11 +89,17 @@ def approval(request: governance.Request, user: str, **values: Any) -> dict[str,
 def signed(
     signer: Signer, settings: Settings, request: governance.Request, row: dict[str, Any]
 ) -> dict[str, Any]:
-    """``row`` with ``signer``'s real signature over it."""
+    """``row`` with ``signer``'s real signature over it, at the request's next position."""
+    row = {**row, "seq": next_seq(settings, row["request_id"])}
     payload = decision_payload(
         row, options=request.options, cohort_json=canonical(request.cohort), requester=request.requester
     )
     return {**row, "signature": sign_decision(signer.acting(settings), payload)}
+
+
+def next_seq(settings: Settings, request_id: str) -> int:
+    events = lake_table(settings, "governance_events").read(filters=[("request_id", "=", request_id)])
+    return max(r["seq"] for r in events.to_pylist()) + 1
 
 
 def forge(settings: Settings, row: dict[str, Any]) -> None:
@@ -101,8 +107,8 @@ def forge(settings: Settings, row: dict[str, Any]) -> None:
     the audit event that makes it effective, its hash correct (the chain stays green)."""
     events = lake_table(settings, "governance_events")
     request_id = row["request_id"]
-    seq = max(r["seq"] for r in events.read(filters=[("request_id", "=", request_id)]).to_pylist()) + 1
-    stored = {"event_id": uuid.uuid4().hex, "seq": seq, **row}
+    seq = row.get("seq") or next_seq(settings, request_id)
+    stored = {"event_id": uuid.uuid4().hex, **row, "seq": seq}
     events.append_serialized(f"request:{request_id}", lambda _s: (events.spec.to_arrow([stored]), seq, None))
     governance.append_audit(
         settings,
