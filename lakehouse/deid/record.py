@@ -10,6 +10,8 @@ from lakehouse.deid.options import method_codes
 from lakehouse.dicom.elements import put
 
 TEMPORAL_STATUS = {"full": "UNMODIFIED", "modified": "MODIFIED", None: "REMOVED"}
+#: Tag paths of what ``record_method`` writes, whole: fixed text of ours, never the source's.
+RECORDED_TAG_PATHS = ("(0012,0062)", "(0012,0063)", "(0012,0064)", "(0028,0303)")
 
 
 def record_method(ds: Dataset, options: frozenset[str], edition: str, date_mode: str | None) -> None:

@@ -38,6 +38,7 @@ from pydicom.dataset import Dataset
 
 from lakehouse.deid.clean_text import REDACTED_MEANING, vocabulary
 from lakehouse.deid.identifying import parts
+from lakehouse.deid.record import RECORDED_TAG_PATHS
 from lakehouse.dicom.elements import text_values
 
 # Values we write ourselves; a source whose name is "Anonymized" must not flag our dummies.
@@ -285,6 +286,8 @@ class Scanner:
         for the check only and stay raw, so the writer copies them byte for byte.
         """
         for path, vr, text in text_values(ds, TEXT_VALUE_VRS):
+            if path.startswith(RECORDED_TAG_PATHS):
+                continue  # our own record ("DICOM PS3.15 ... Profile"), for a patient named "Dicom"
             scanner = self.coded if vr in CODED_VRS or path.endswith(CODED_TAG_PATHS) else self
             if scanner.hit(vr, text):
                 return path

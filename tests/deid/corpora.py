@@ -7,11 +7,16 @@ from pathlib import Path
 
 import data_store
 import deid_data
+import nibabel
 import pydicom
+import pynetdicom
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 DATA_STORE = Path(data_store.__file__).parent / "data"
 DEID_DATA = Path(deid_data.__file__).parent / "data"
+# DICOM files other projects ship in their wheels for their own tests (some gzip-compressed).
+NIBABEL_FILES = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
+PYNETDICOM_FILES = Path(pynetdicom.__file__).parent / "tests" / "dicom_files"
 
 
 def sample_file(name: str) -> Path:
@@ -44,3 +49,16 @@ def frame_count(path: Path) -> int:
         return int(header.get("NumberOfFrames", 1) or 1)
     except Exception:  # noqa: BLE001 - unreadable files are still run, and quarantined
         return 1
+
+
+def dicom_files_under(folder: Path) -> list[Path]:
+    """The ``.dcm`` and ``.dcm.gz`` files below ``folder``, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.name.endswith((".dcm", ".dcm.gz")))
+
+
+def read_bytes(path: Path) -> bytes:
+    """A test file's bytes, gunzipped when it is stored compressed."""
+    import gzip
+
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data

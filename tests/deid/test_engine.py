@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pydicom
-import pytest
-from corpora import MANY_FRAMES, frame_count
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -332,22 +330,11 @@ def test_character_set_files_are_deidentified_or_quarantined() -> None:
             assert ds.PatientName == "" and ds.SpecificCharacterSet
 
 
-@pytest.mark.slow
-def test_every_pydicom_test_file_is_deidentified_or_quarantined_with_a_reason() -> None:
-    from pydicom.data import get_testdata_files
-
-    outcomes: dict[str, int] = {}
-    for path in get_testdata_files():
-        if not os.path.isfile(path):
-            continue
-        for options in (frozenset(), frozenset({"clean-pixel-data", "retain-modified-dates", "clean-descriptors"})):
-            if options and frame_count(Path(path)) > MANY_FRAMES:
-                continue  # OCR of every frame of a long cine: test_third_party's slow tests
-            result = deidentify(Path(path).read_bytes(), DeidSettings("p", KEY, options))
-            key = result.outcome if result.outcome == "deidentified" else str(result.reason)
-            outcomes[key] = outcomes.get(key, 0) + 1
-            assert result.outcome == "deidentified" or result.reason
-            if result.outcome == "deidentified":
-                assert result.data is not None and result.dataset is not None
-                assert pydicom.dcmread(io.BytesIO(result.data)).PatientIdentityRemoved == "YES"
-    assert outcomes.get("deidentified", 0) > 100
+def test_our_own_deidentification_record_is_never_a_residual_hit() -> None:
+    """A phantom named like the method we write ("... Enhanced Dicom Phantom", nibabel's test
+    files) is published: the record is fixed text of ours, not a value left from the source."""
+    ds = make_ct()
+    ds.PatientName = "Dicom^Basic Profile"
+    result = run(ds)
+    assert result.outcome == "deidentified", (result.reason, result.tag_path)
+    assert "Basic Profile" in str(out(result).DeidentificationMethod)

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from corpora import DATA_STORE, DEID_DATA, MANY_FRAMES, PYDICOM_FILES, files_under, frame_count
+from corpora import (
+    DATA_STORE,
+    DEID_DATA,
+    MANY_FRAMES,
+    NIBABEL_FILES,
+    PYDICOM_FILES,
+    PYNETDICOM_FILES,
+    dicom_files_under,
+    files_under,
+    frame_count,
+    read_bytes,
+)
 
 from lakehouse.deid import DeidResult, DeidSettings, deidentify, parse_options
 from lakehouse.deid.pixels import burned_in_risk
@@ -83,6 +94,20 @@ def test_pydicom_bundled_files(path: Path) -> None:
 @pytest.mark.parametrize("path", _ids(DATA_STORE))
 def test_pydicom_data_store(path: Path) -> None:
     _check(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, id=f"{folder.parts[-4 if folder == NIBABEL_FILES else -3]}/{p.name}")
+        for folder in (NIBABEL_FILES, PYNETDICOM_FILES)
+        for p in dicom_files_under(folder)
+    ],
+)
+def test_files_other_projects_ship(path: Path) -> None:
+    """nibabel's and pynetdicom's test files: Siemens CSA and Philips private data, big endian,
+    deflated, a bad file meta, JPEG 2000."""
+    _check(read_bytes(path))
 
 
 @pytest.mark.parametrize("path", _ids(DEID_DATA))
