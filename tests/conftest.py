@@ -39,10 +39,15 @@ def s3_server() -> Iterator[S3Server]:
 
 @pytest.fixture
 def local_root(tmp_path: Path) -> Path:
-    """A fresh lakehouse root made by ``init`` (config + four zone folders)."""
+    """A fresh lakehouse root made by ``init`` (config + four zone folders), in the ``asserted``
+    identity mode: these tests act as several typed users (identity has its own tests)."""
     from lakehouse.config import init_root
 
-    return init_root(tmp_path / "lh").parent
+    config = init_root(tmp_path / "lh")
+    text = config.read_text()
+    assert text.count('\nmode = "os"\n') == 1
+    config.write_text(text.replace('\nmode = "os"\n', '\nmode = "asserted"\n'))
+    return config.parent
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,13 @@ def test_synth_sync_stats_round_trip(local_root: Path) -> None:
     archive = local_root / "archive"
     made = runner.invoke(app, ["synth", "archive", str(archive), "--patients", "3", "--seed", "2", "--json"])
     assert made.exit_code == 0, made.output
-    written = json.loads(made.output)
+    written = json.loads(made.stdout)
     assert written["objects"] == 24 and written["layout"] == "hierarchical"
     (archive / "junk.bin").write_bytes(b"not dicom at all")
 
     synced = runner.invoke(app, ["catalog", "sync", "--config", config, "--json"])
     assert synced.exit_code == 0, synced.output  # a failed object does not fail the sync
-    summary = json.loads(synced.output)
+    summary = json.loads(synced.stdout)
     assert (summary["read"], summary["failed"], summary["failure_reasons"]) == (25, 1, {"not_dicom": 1})
 
     text = runner.invoke(app, ["catalog", "sync", "--config", config, "--user", "olga"])

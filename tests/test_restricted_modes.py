@@ -91,7 +91,7 @@ def test_every_restricted_file_is_private_after_sync_request_and_export_under_um
     text = config.read_text()
     for role, names in (("requesters", "alice"), ("approvers", "bob"), ("operators", "olga")):
         text = text.replace(f"{role} = []", f'{role} = ["{names}"]')
-    config.write_text(text)
+    config.write_text(text.replace('mode = "os"', 'mode = "asserted"'))  # three typed users
     lh = tmp_path / "lh"
     _cli("synth", "archive", "archive", "--patients", "1", "--seed", "6", cwd=lh)
     _cli("catalog", "sync", cwd=lh)

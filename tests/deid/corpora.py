@@ -3,20 +3,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import data_store
 import deid_data
-import nibabel
 import pydicom
-import pynetdicom
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 DATA_STORE = Path(data_store.__file__).parent / "data"
 DEID_DATA = Path(deid_data.__file__).parent / "data"
 # DICOM files other projects ship in their wheels for their own tests (some gzip-compressed).
-NIBABEL_FILES = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
-PYNETDICOM_FILES = Path(pynetdicom.__file__).parent / "tests" / "dicom_files"
+# Located without importing them: their import would change process-wide state for every test.
+NIBABEL_FILES = Path(str(importlib.util.find_spec("nibabel").origin)).parent / "nicom" / "tests" / "data"
+PYNETDICOM_FILES = Path(str(importlib.util.find_spec("pynetdicom").origin)).parent / "tests" / "dicom_files"
 
 
 def sample_file(name: str) -> Path:

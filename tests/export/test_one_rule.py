@@ -8,6 +8,7 @@ request goes through submit, approve and export.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -83,8 +84,13 @@ def _legacy_request(prepared: Prepared, **changes: object) -> str:
     events = lake.table(prepared.settings, "governance_events")
     row = events.read(filters=[("request_id", "=", valid.id)]).to_pylist()[0]
     legacy_id = "req-" + "0" * 11 + "1"
-    row.update(request_id=legacy_id, **changes)
+    row.update(request_id=legacy_id, event_id=uuid.uuid4().hex, **changes)
     events.append_serialized(f"request:{legacy_id}", lambda _s: (pa.Table.from_pylist([row]), 1, None))
+    # recorded as submit records it: the row counts once its audit event names it
+    governance.append_audit(
+        prepared.settings, user=row["user"], action="request.submit", request_id=legacy_id,
+        subject_event_id=row["event_id"],
+    )
     governance.approve(prepared.settings, legacy_id, user="bob", expires=EXPIRES)
     return legacy_id
 

@@ -18,6 +18,7 @@ import pytest
 from export_testing import PROJECT, Prepared, set_sections
 from forked_cli import CliServer
 from lake_check import LakeView, broken_invariants, differences, view
+from lakehouse_testing import reason_lines
 
 from lakehouse.export.keys import load_project_key
 
@@ -44,7 +45,7 @@ def _check_one_set_of_rows(prepared: Prepared, baseline: LakeView, outcomes: lis
             exported += json.loads(out)["exported"]
         else:
             assert code == 3, err
-            match = BUSY.match(err.strip())
+            match = BUSY.match("\n".join(reason_lines(err)).strip())
             assert match and match[1] == prepared.request_id, err
     assert exported == len(baseline.lineage)  # what one run exports, exported once
     lake = view(prepared.root, PROJECT)
