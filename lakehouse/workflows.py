@@ -2,8 +2,9 @@
 
 A stage package may not import the stages beside it (``catalog`` does not import
 ``governance``; ``governance`` does not import ``export``), so an action that needs two
-of them is composed here, once: an audited catalog sync, and revoking a request with
-the purge of what it exported. No stage imports this module.
+of them is composed here, once: an audited catalog sync, revoking a request with the
+purge of what it exported, and purges that reach the datasets built from the research
+zone. No stage imports this module.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse import governance
+from lakehouse import datasets, governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
-from lakehouse.export import PurgeResult, export_runs, purge_request, void_request_runs
+from lakehouse.export import PurgeResult, export_runs, purge_patient, purge_request, void_request_runs
 
 
 def sync_catalog_audited(
@@ -28,15 +29,40 @@ def sync_catalog_audited(
 
 
 @dataclass(frozen=True)
+class Purge:
+    """A purge of research data and the dataset versions it reached (withdrawn, files removed)."""
+
+    research: PurgeResult
+    withdrawn: list[datasets.Version]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.research.to_dict(), "datasets_withdrawn": [f"{v.project}/{v.ref}" for v in self.withdrawn]}
+
+
+@dataclass(frozen=True)
 class Revocation:
     request: governance.Request
-    purge: PurgeResult | None  # None: the exported data stays, only later runs are refused
+    purge: Purge | None  # None: the exported data stays, only later runs are refused
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.request.id, "status": self.request.status}
         if self.purge is not None:
             data["purge"] = self.purge.to_dict()
         return data
+
+
+def purge_opted_out_patient(settings: Settings, patient_id: str, *, user: str, reason: str = "opt-out purge") -> Purge:
+    """``optout purge``: the patient's research data in every project, then every dataset
+    version holding any of it or the patient's pseudonym, and the patient's split rows."""
+    result = purge_patient(settings, patient_id, user=user, reason=reason)
+    withdrawn = []
+    for project in sorted(set(result.sops) | set(result.pseudo_patients)):
+        pseudo = result.pseudo_patients.get(project)
+        withdrawn += datasets.withdraw_purged(
+            settings, project, user=user, reason="opt-out purge",
+            sops=result.sops.get(project, set()), patients={pseudo} if pseudo else set(),
+        )
+    return Purge(result, withdrawn)
 
 
 def revoke_request(
@@ -54,7 +80,12 @@ def revoke_request(
     if not purge:
         void_request_runs(settings, request_id, user=user)
         return Revocation(request, None)
-    return Revocation(request, purge_request(settings, request_id, user=user))
+    result = purge_request(settings, request_id, user=user)
+    withdrawn = datasets.withdraw_purged(
+        settings, request.project, user=user, reason=f"request {request_id} revoked and purged",
+        sops=result.sops.get(request.project, set()), request_id=request_id,
+    )
+    return Revocation(request, Purge(result, withdrawn))
 
 
 def verify_audit_trail(settings: Settings, *, expect_head: str | None = None) -> governance.AuditVerification:
@@ -64,5 +95,11 @@ def verify_audit_trail(settings: Settings, *, expect_head: str | None = None) ->
         governance.Checkpoint(f"export run {run.run_id}", run.audit_head)
         for run in export_runs(settings)
         if run.audit_head
+    ]
+    checkpoints += [
+        governance.Checkpoint(f"dataset {v.project}/{v.ref}", v.details["audit_head"]["hash"])
+        for project in datasets.projects(settings)
+        for v in datasets.list_versions(settings, project)
+        if v.details.get("audit_head")
     ]
     return governance.verify_audit(settings, expect_head=expect_head, checkpoints=checkpoints)

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lakehouse import __version__
-from lakehouse.cli import audit, catalog, deid, export, keys, optout, request, setup, synth
+from lakehouse.cli import audit, catalog, dataset, deid, export, keys, optout, request, setup, synth
 from lakehouse.cli._common import report_failure
 from lakehouse.errors import LakehouseError
 
@@ -56,6 +56,7 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(request.app, name="request")
 app.add_typer(optout.app, name="optout")
 app.add_typer(export.app, name="export")
+app.add_typer(dataset.app, name="dataset")
 app.add_typer(audit.app, name="audit")
 keys.register(app)
 deid.register(app)

@@ -53,13 +53,16 @@ def purge(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete the patient's exported rows and objects from every project (Delta delete + vacuum),
-    register the opt-out if needed, and audit it. Later exports exclude the patient."""
-    from lakehouse.export import purge_patient
+    withdraw every dataset version that holds any of them, register the opt-out if needed, and
+    audit it. Later exports and dataset builds exclude the patient."""
+    from lakehouse.workflows import purge_opted_out_patient
 
     settings = settings_from(config)
-    result = purge_patient(settings, patient_id, user=acting(settings, user).name, reason=reason)
+    purge = purge_opted_out_patient(settings, patient_id, user=acting(settings, user).name, reason=reason)
+    result = purge.research
     emit(
-        result.to_dict(),
+        purge.to_dict(),
         as_json,
-        f"purged {result.instances} instances and {result.objects} objects from {len(result.projects)} projects",
+        f"purged {result.instances} instances and {result.objects} objects from {len(result.projects)} projects; "
+        f"withdrew {len(purge.withdrawn)} dataset versions",
     )

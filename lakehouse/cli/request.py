@@ -279,7 +279,11 @@ def revoke_(
     emit(
         revocation.to_dict(),
         as_json,
-        [f"{req.id}  {req.status}", f"purged {purged.instances} instances and {purged.objects} objects"],
+        [
+            f"{req.id}  {req.status}",
+            (f"purged {purged.research.instances} instances and {purged.research.objects} objects; "
+            f"withdrew {len(purged.withdrawn)} dataset versions"),
+        ],
     )
 
 

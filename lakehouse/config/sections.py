@@ -126,6 +126,8 @@ class RolesSettings:
     approvers: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
+    curators: tuple[str, ...] = ()  # build and withdraw labeling datasets
+    labelers: tuple[str, ...] = ()  # pull labeling datasets
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ class PurgeResult:
     instances: int = 0
     objects: int = 0
     rows_deleted: dict[str, int] = field(default_factory=dict)
+    # What the purge reached, per project, for the stages downstream of research (datasets):
+    # the SOP Instance UIDs removed and the patient's pseudonymous PatientID.
+    sops: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    pseudo_patients: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +97,7 @@ def purge_patient(settings: Settings, patient_id: str, *, user: str, reason: str
             studies = lake.table(settings, "studies", project=project)
             if studies.exists():  # rows found by the keyed pseudonym, lineage or not
                 pseudo = pseudonymize_id(patient_id, load_project_key(settings, project), "patient")
+                result.pseudo_patients[project] = pseudo
                 theirs = studies.read(columns=["StudyInstanceUID"], filters=[("PatientID", "=", pseudo)])
                 found = set(theirs.column("StudyInstanceUID").to_pylist())
                 targets.studies |= found
@@ -172,6 +177,7 @@ def _remove(settings: Settings, lease: Lease, project: str, targets: _Targets, r
     if targets.objects:
         deleted["lineage"] += lake.table(settings, "lineage").delete_where(lake.in_list("output_key", targets.objects))
     result.projects.append(project)
+    result.sops[project] = set(targets.sops)
     result.instances += len(targets.sops)
     result.objects += len(targets.objects)
     result.rows_deleted = dict(deleted)

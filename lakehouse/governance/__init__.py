@@ -13,6 +13,7 @@ from lakehouse.governance.audit import (
     BrokenLink,
     Checkpoint,
     append_audit,
+    current_head,
     list_audit,
     verify_audit,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "append_audit",
     "approve",
     "browse_requests",
+    "current_head",
     "get_request",
     "list_audit",
     "list_optouts",

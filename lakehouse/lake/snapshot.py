@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pds
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -48,13 +49,17 @@ class Snapshot:
         A native filesystem keeps Python out of Arrow's threads. A log that delta-rs cannot
         turn into a dataset raises LakeError; missing or altered data files raise Arrow's errors.
         """
-        try:
-            dataset = self.delta.to_pyarrow_dataset(filesystem=_table_filesystem(self.zone, self.delta.table_uri))
-        except DeltaError as exc:
-            raise LakeError(f"table {self.name} cannot be read ({type(exc).__name__})") from None
+        dataset = self.dataset()
         partitions = set(self.delta.metadata().partition_columns)
         expression = _expression(filters, dataset.schema, partitions) if filters else None
         return dataset.to_table(columns=columns, filter=expression)
+
+    def dataset(self) -> pds.Dataset:
+        """This version as an Arrow dataset (for scans that push filters down, e.g. DuckDB's)."""
+        try:
+            return self.delta.to_pyarrow_dataset(filesystem=_table_filesystem(self.zone, self.delta.table_uri))
+        except DeltaError as exc:
+            raise LakeError(f"table {self.name} cannot be read ({type(exc).__name__})") from None
 
 
 Filter = tuple[str, str, Any]

@@ -10,8 +10,10 @@ writable ``ObjectStore`` for restricted, research and datasets; the private zone
 from __future__ import annotations
 
 import threading
+from dataclasses import asdict
+from pathlib import Path
 
-from lakehouse.config import ArchiveSettings, Settings, ThrottleSettings
+from lakehouse.config import ArchiveSettings, Settings, ThrottleSettings, ZoneSettings
 from lakehouse.errors import ConfigError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
 from lakehouse.storage.local import LINK_REASONS, LocalReader, LocalStore, keep_private, private_folders
@@ -30,6 +32,7 @@ __all__ = [
     "archive_throttle",
     "keep_private",
     "open_archive",
+    "open_location",
     "open_zone",
     "private_folders",
     "process_gone",
@@ -95,3 +98,13 @@ def open_zone(settings: Settings, name: str) -> ObjectStore:
 
         return S3Store(zone)
     return LocalStore(zone.local_path, private=name in PRIVATE_ZONES)
+
+
+def open_location(settings: Settings, uri: str) -> ObjectStore:
+    """A writable place outside the zones (where a user pulls a dataset to): a local folder,
+    or ``s3://bucket/prefix`` reached with the shared ``[s3]`` settings."""
+    if uri.startswith("s3://"):
+        from lakehouse.storage.s3 import S3Store
+
+        return S3Store(ZoneSettings(name="destination", uri=uri, **asdict(settings.s3)))
+    return LocalStore(Path(uri.removeprefix("file://")).resolve())
