@@ -1,8 +1,9 @@
 """The whole flow on local folders with synthetic data: what ``lakehouse demo`` runs.
 
 Synthesize an archive, catalog it (audited), submit a request as demo-requester,
-approve it as demo-approver, export it as demo-operator, and count the exported
-instances per modality. The roles are typed names in the demo's own config (the
+approve it as demo-approver, export it as demo-operator, count the exported
+instances per modality, and build a labeling dataset of the CT series as demo-curator
+(DICOM, NIfTI and PNG with every manifest and the dataset card). The roles are typed names in the demo's own config (the
 explicit demo mode); burned-in objects (US, secondary capture) stay quarantined
 because the demo does not clean pixels.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse import governance, lake
+from lakehouse import datasets, governance, lake
 from lakehouse.catalog import SyncResult, catalog_stats
 from lakehouse.config import Settings, init_root, load_settings
 from lakehouse.export import ExportOutcome, run_export
@@ -32,7 +33,10 @@ ROLES = {
     "approvers": ["demo-approver"],
     "operators": ["demo-operator"],
     "admins": ["demo-admin"],
+    "curators": ["demo-curator"],
+    "labelers": ["demo-labeler"],
 }
+DATASET = "demo-ct"
 OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
 #: What the demo counts, as SQL to try in DuckDB or Spark; the demo computes it with Arrow.
 QUERY = (
@@ -64,6 +68,7 @@ class DemoResult:
     request_id: str
     export: ExportOutcome
     per_modality: list[tuple[str | None, int, int]]  # (modality, instances, studies), as QUERY
+    dataset: datasets.BuildResult
 
     @property
     def tables_uri(self) -> str:
@@ -79,6 +84,7 @@ class DemoResult:
             "export": self.export.to_dict(),
             "sample_query": QUERY,
             "sample_result": [list(row) for row in self.per_modality],
+            "dataset": self.dataset.to_dict(),
         }
 
 
@@ -105,6 +111,14 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
     instances = lake.table(settings, "instances", project=PROJECT).read(
         columns=["Modality", "SOPInstanceUID", "StudyInstanceUID"]
     )
+    selection = datasets.Selection("sql", "Modality = 'CT'")
+    with progress("building a dataset", None) as advance:
+        dataset = datasets.build_dataset(
+            settings,
+            datasets.BuildOptions(project=PROJECT, name=DATASET, selection=selection, window="lung",
+                                  formats=("dicom", "nifti", "png"), manifests=("labelstudio", "monai", "nnunet", "ohif")),
+            user="demo-curator", advance=advance,
+        )
     return DemoResult(
         config_path=config_path,
         settings=settings,
@@ -114,6 +128,7 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
         request_id=request.id,
         export=outcome,
         per_modality=count_per_modality(instances),
+        dataset=dataset,
     )
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lakehouse.cli._common import JsonOpt, emit, progress
 from lakehouse.config import exposed_restricted_folder, init_root
+
+if TYPE_CHECKING:
+    from lakehouse.datasets import BuildResult
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +45,8 @@ def demo(
 ) -> None:
     """Run the whole flow on local folders: synthesize, catalog, request, approve, export, query.
 
-    demo-requester submits the request, demo-approver approves it, demo-operator exports it.
+    demo-requester submits the request, demo-approver approves it, demo-operator exports it,
+    demo-curator builds a labeling dataset of the CT series.
     Burned-in objects (US, secondary capture) stay quarantined: the demo does not clean pixels."""
     from lakehouse.demo import QUERY, run_demo
 
@@ -73,5 +77,22 @@ def demo(
                 f"  {modality:<4} {n_instances:>5} instances in {n_studies} studies"
                 for modality, n_instances, n_studies in result.per_modality
             ],
+            "",
+            *_dataset_lines(result.dataset, result.config_path),
         ],
     )
+
+
+def _dataset_lines(result: BuildResult, config: Path) -> list[str]:
+    """Where the demo's dataset is and how a labeling team opens it."""
+    ref = result.version.ref
+    counts = result.version.details["counts"]
+    splits = ", ".join(f"{k} {v}" for k, v in counts["per_split"].items())
+    return [
+        f"dataset {ref}: {counts['members']} CT series of {counts['patients']} patients ({splits}), "
+        f"{result.files} files at {result.location}",
+        "  DICOM, NIfTI (+ slice->SOP UID sidecars) and PNG per split; manifests/ for Label Studio, MONAI,",
+        "  nnU-Net and OHIF; croissant.json and DATASHEET.md describe it.",
+        f"  see it:   lakehouse dataset show {ref} --config {config}",
+        f"  pull it:  lakehouse dataset pull {ref} --to ./labeling --user demo-labeler --config {config}",
+    ]

@@ -54,26 +54,24 @@ def is_color(ds: pydicom.Dataset) -> bool:
     return photometric in COLOR_PHOTOMETRICS or int(ds.get("SamplesPerPixel") or 1) != 1
 
 
-def _group_item(ds: pydicom.Dataset, frame: int, sequence: str) -> Any:
-    """The first item of functional-group macro ``sequence`` for ``frame``, per-frame first."""
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is not None and frame < len(per_frame):
-        item = per_frame[frame].get(sequence)
-        if item:
-            return item[0]
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared:
-        item = shared[0].get(sequence)
-        if item:
-            return item[0]
-    return None
+class _Lookup:
+    """Where one frame's attributes live: its Per-frame Functional Groups item, then the Shared
+    one, then the top level (a classic object has only the last)."""
 
+    def __init__(self, ds: pydicom.Dataset, frame: int) -> None:
+        self.ds = ds
+        self.groups: list[pydicom.Dataset] = []
+        if "PerFrameFunctionalGroupsSequence" in ds and frame < len(ds.PerFrameFunctionalGroupsSequence):
+            self.groups.append(ds.PerFrameFunctionalGroupsSequence[frame])
+        if "SharedFunctionalGroupsSequence" in ds and ds.SharedFunctionalGroupsSequence:
+            self.groups.append(ds.SharedFunctionalGroupsSequence[0])
 
-def _lookup(ds: pydicom.Dataset, frame: int, sequence: str, keyword: str) -> Any:
-    item = _group_item(ds, frame, sequence)
-    if item is not None and keyword in item:
-        return item.get(keyword)
-    return ds.get(keyword)
+    def __call__(self, sequence: str, keyword: str) -> Any:
+        for group in self.groups:
+            macro = group.get(sequence) if sequence in group else None
+            if macro and keyword in macro[0]:
+                return macro[0][keyword].value
+        return self.ds[keyword].value if keyword in self.ds else None
 
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:
@@ -90,35 +88,43 @@ def _floats(value: Any, count: int) -> tuple[float, ...] | None:
     return values
 
 
+def frame_rescale(ds: pydicom.Dataset, frame: int) -> tuple[float, float]:
+    """Rescale Slope and Intercept of ``frame`` (1 and 0 when absent, e.g. most MR)."""
+    lookup = _Lookup(ds, frame)
+    slope = _floats(lookup("PixelValueTransformationSequence", "RescaleSlope"), 1)
+    intercept = _floats(lookup("PixelValueTransformationSequence", "RescaleIntercept"), 1)
+    return (slope[0] if slope else 1.0), (intercept[0] if intercept else 0.0)
+
+
+def frame_voi(ds: pydicom.Dataset, frame: int) -> tuple[float | None, float | None, str]:
+    """The producer's first Window Center and Width of ``frame`` and its VOI LUT Function."""
+    lookup = _Lookup(ds, frame)
+    function = lookup("FrameVOILUTSequence", "VOILUTFunction")
+    return (
+        _first(lookup("FrameVOILUTSequence", "WindowCenter")),
+        _first(lookup("FrameVOILUTSequence", "WindowWidth")),
+        str(function or "LINEAR").strip().upper(),
+    )
+
+
 @dataclass(frozen=True)
 class FrameAttributes:
-    """What a renderer needs about one frame; geometry fields are None when absent or malformed."""
+    """Plane geometry and rescale of one frame; geometry is None when absent or malformed."""
 
     position: tuple[float, ...] | None  # ImagePositionPatient (LPS, mm)
     orientation: tuple[float, ...] | None  # ImageOrientationPatient: row then column direction cosines
     pixel_spacing: tuple[float, ...] | None  # (between rows, between columns) in mm
     slope: float
     intercept: float
-    window_center: float | None
-    window_width: float | None
-    voi_function: str
 
     @classmethod
     def of(cls, ds: pydicom.Dataset, frame: int) -> FrameAttributes:
-        slope = _floats(_lookup(ds, frame, "PixelValueTransformationSequence", "RescaleSlope"), 1)
-        intercept = _floats(_lookup(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept"), 1)
-        center = _lookup(ds, frame, "FrameVOILUTSequence", "WindowCenter")
-        width = _lookup(ds, frame, "FrameVOILUTSequence", "WindowWidth")
-        function = _lookup(ds, frame, "FrameVOILUTSequence", "VOILUTFunction")
+        lookup = _Lookup(ds, frame)
         return cls(
-            position=_floats(_lookup(ds, frame, "PlanePositionSequence", "ImagePositionPatient"), 3),
-            orientation=_floats(_lookup(ds, frame, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
-            pixel_spacing=_floats(_lookup(ds, frame, "PixelMeasuresSequence", "PixelSpacing"), 2),
-            slope=slope[0] if slope else 1.0,
-            intercept=intercept[0] if intercept else 0.0,
-            window_center=_first(center),
-            window_width=_first(width),
-            voi_function=str(function or "LINEAR").strip().upper(),
+            _floats(lookup("PlanePositionSequence", "ImagePositionPatient"), 3),
+            _floats(lookup("PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+            _floats(lookup("PixelMeasuresSequence", "PixelSpacing"), 2),
+            *frame_rescale(ds, frame),
         )
 
 
@@ -137,14 +143,12 @@ def _first(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def modality_values(ds: pydicom.Dataset, stored: np.ndarray, frame: FrameAttributes) -> np.ndarray:
-    """Stored values through the Modality LUT (PS3.3 C.11.1): a LUT table when the object has one,
-    else the frame's rescale. float32 keeps CT/MR values exact and halves the work of float64."""
+def modality_values(ds: pydicom.Dataset, stored: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Stored values through the Modality LUT (PS3.3 C.11.1): the object's LUT table when it has
+    one, else the frame's rescale, as float32 (exact for 16-bit stored values and integer rescales)."""
     if "ModalityLUTSequence" in ds:
         return np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
     values = stored.astype(np.float32)
-    if frame.slope != 1.0:
-        values *= np.float32(frame.slope)
-    if frame.intercept != 0.0:
-        values += np.float32(frame.intercept)
+    np.multiply(values, slope, out=values)
+    np.add(values, intercept, out=values)
     return values

@@ -1,11 +1,12 @@
 """One series as one NIfTI-1 volume (.nii.gz) with a sidecar mapping slice index -> SOP Instance UID.
 
-Converter: nibabel writes the header, numpy stacks the voxels, and the geometry is ours, from
-the DICOM attributes of every frame (classic objects and enhanced multi-frame objects alike,
-see ``frames``). dcm2niix is the reference converter but is a separate binary that reads files
-and writes its own names and BIDS sidecar; working on the datasets already in memory keeps one
-read per object, our file names and our refusal codes, and nibabel is the library every
-Python imaging tool (MONAI, nnU-Net through SimpleITK's readers, TorchIO) reads NIfTI with.
+Converter: numpy stacks the voxels, nibabel (the reference NIfTI library in Python, and already
+a test dependency) writes the header, and the geometry is ours, from the DICOM attributes of every
+frame (classic and enhanced multi-frame objects alike, see ``frames``). dcm2niix is the
+reference converter, but it is a separate binary that reads files from disk and applies its own
+naming and merging rules; converting the datasets the build already holds keeps one read per
+object, our refusal codes and our slice -> SOP map. Its output is checked against dcm2niix's in
+the tests and timed against it in ``tests/benchmarks/bench_dataset.py``.
 
 Geometry (PS3.3 C.7.6.2.1.1): the slice normal is row x column direction cosines; slices are
 ordered by their position along it, never by Instance Number or file order; the slice spacing
@@ -14,9 +15,9 @@ is the mean gap between positions, never Slice Thickness. Refused, with ``Unconv
 ``mixed_pixel_spacing``, ``duplicate_position``, ``non_uniform_spacing``, ``gantry_tilt``,
 ``undecodable_pixels``; tolerances below.
 
-Voxels: the Modality LUT (rescale) is applied. They are stored as int16 when every slope and
-intercept is an integer and the values fit (CT in HU, most MR), else float32; either way
-scl_slope = 1 and scl_inter = 0, so raw and scaled reads agree. The affine is NIfTI RAS
+Voxels: the Modality LUT (rescale, or a Modality LUT table) is applied. They are stored as
+int16 when every slope and intercept is an integer and the values fit (CT in HU, most MR), else
+float32; either way scl_slope = 1 and scl_inter = 0, so raw and scaled reads agree. The affine is NIfTI RAS
 (DICOM LPS with x and y negated), written as both sform and qform (code 1, scanner).
 Bytes are deterministic: gzip with mtime 0 and no file name, nothing time-dependent in the header.
 """
@@ -35,7 +36,14 @@ import numpy as np
 import pydicom
 
 import lakehouse
-from lakehouse.datasets.frames import FrameAttributes, decode_frame, frame_count, has_pixels, is_color
+from lakehouse.datasets.frames import (
+    FrameAttributes,
+    decode_frame,
+    frame_count,
+    has_pixels,
+    is_color,
+    modality_values,
+)
 from lakehouse.datasets.model import Unconvertible
 
 ORIENTATION_TOLERANCE = 1e-3  # max difference of any direction cosine between slices
@@ -111,6 +119,8 @@ def _slices(datasets: Sequence[pydicom.Dataset]) -> list[_Slice]:
         raise Unconvertible("not_an_image", f"{without} of {len(datasets)} objects carry no pixel data")
     if any(is_color(ds) for ds in datasets):
         raise Unconvertible("not_grayscale", "colour images do not make a volume")
+    if any(not ds.get("Rows") or not ds.get("Columns") for ds in datasets):
+        raise Unconvertible("undecodable_pixels", "an object does not state its rows and columns")
     return [
         _Slice(ds, str(ds.get("SOPInstanceUID") or ""), f, FrameAttributes.of(ds, f), int(ds.Rows), int(ds.Columns))
         for ds in datasets
@@ -187,7 +197,8 @@ def _voxels(order: list[_Slice]) -> np.ndarray:
         if stored.shape != volume.shape[1:]:
             raise Unconvertible("mixed_shape", "decoded pixel data does not match rows and columns")
         slope, intercept = item.attributes.slope, item.attributes.intercept
-        if volume.dtype.kind == "i" and _fits_int16(stored, slope, intercept):
+        table = "ModalityLUTSequence" in item.dataset
+        if volume.dtype.kind == "i" and not table and _fits_int16(stored, slope, intercept):
             # integer arithmetic in int32, cast into the slice in place: no temporary volume
             if slope == 1:
                 np.add(stored, int(intercept), out=volume[k], dtype=np.int32, casting="unsafe")
@@ -196,7 +207,8 @@ def _voxels(order: list[_Slice]) -> np.ndarray:
             continue
         if volume.dtype.kind == "i":  # the first slice int16 cannot hold exactly: float32 from here on
             volume = volume.astype("<f4")
-        volume[k] = stored.astype(np.float64) * slope + intercept
+        volume[k] = modality_values(item.dataset, stored, slope, intercept) if table else (
+            stored.astype(np.float64) * slope + intercept)
     return volume
 
 

@@ -18,7 +18,14 @@ import pydicom
 from PIL import Image
 from pydicom.pixels import apply_color_lut, apply_voi
 
-from lakehouse.datasets.frames import FrameAttributes, has_pixels, is_color, iter_frames, modality_values
+from lakehouse.datasets.frames import (
+    frame_rescale,
+    frame_voi,
+    has_pixels,
+    is_color,
+    iter_frames,
+    modality_values,
+)
 from lakehouse.datasets.model import Unconvertible
 from lakehouse.datasets.windows import Window, apply_window
 
@@ -57,20 +64,21 @@ def object_to_pngs(ds: pydicom.Dataset, window: Window, bits: int = 8) -> list[R
 def _grey_png(
     ds: pydicom.Dataset, index: int, stored: np.ndarray, window: Window, bits: int, invert: bool
 ) -> RenderedPng:
-    attributes = FrameAttributes.of(ds, index)
-    values = modality_values(ds, stored, attributes)
-    center, width = window.center, window.width
+    slope, intercept = frame_rescale(ds, index)
+    values, table = stored, "ModalityLUTSequence" in ds
+    if table:  # a Modality LUT table, not a line: apply it before the window
+        values, slope, intercept = modality_values(ds, stored, slope, intercept), 1.0, 0.0
+    center, width, function = window.center, window.width, "LINEAR"
+    if center is None or width is None:  # dicom: the object's own VOI
+        center, width, function = frame_voi(ds, index)
     if center is not None and width is not None:
-        grey = apply_window(values, center, width, "LINEAR", bits)
-    elif attributes.window_center is not None and attributes.window_width is not None:
-        center, width = attributes.window_center, attributes.window_width
-        grey = apply_window(values, center, width, attributes.voi_function, bits)
+        grey = apply_window(values, center, width, function, bits, slope, intercept)
     elif "VOILUTSequence" in ds:
-        grey, center, width = _voi_table(ds, values, bits), None, None
-    else:
-        low, high = float(values.min()), float(values.max())
+        grey = _voi_table(ds, values if table else modality_values(ds, stored, slope, intercept), bits)
+    else:  # no VOI at all: the frame's full range, recorded as the window used
+        low, high = sorted((float(values.min()) * slope + intercept, float(values.max()) * slope + intercept))
         center, width = (low + high) / 2.0, high - low
-        grey = apply_window(values, center, width, "LINEAR_EXACT", bits)
+        grey = apply_window(values, center, width, "LINEAR_EXACT", bits, slope, intercept)
     if invert:
         grey = np.iinfo(grey.dtype).max - grey
     rows, columns = grey.shape
@@ -80,7 +88,7 @@ def _grey_png(
 def _voi_table(ds: pydicom.Dataset, values: np.ndarray, bits: int) -> np.ndarray:
     """The first VOI LUT table, its output (``LUTDescriptor`` bits) scaled to ``bits``."""
     lut_bits = int(ds.VOILUTSequence[0].LUTDescriptor[2]) or 16
-    table = apply_voi(values, ds, index=0).astype(np.float64)
+    table = apply_voi(np.rint(values).astype(np.int32), ds, index=0).astype(np.float64)  # a LUT takes integers
     scaled = np.clip(table * (((1 << bits) - 1) / ((1 << lut_bits) - 1)), 0, (1 << bits) - 1)
     return np.rint(scaled).astype(np.uint8 if bits == 8 else np.uint16)
 

@@ -50,21 +50,30 @@ def parse_window(text: str) -> Window:
     return Window(name=f"{width:g}/{center:g}", center=center, width=width)
 
 
-def apply_window(values: np.ndarray, center: float, width: float, function: str, bits: int) -> np.ndarray:
+def apply_window(
+    values: np.ndarray, center: float, width: float, function: str, bits: int,
+    slope: float = 1.0, intercept: float = 0.0,
+) -> np.ndarray:
     """Modality values to ``bits``-bit grey levels (uint8 or uint16) through a VOI function:
-    LINEAR (the default, C.11.2.1.2.1), LINEAR_EXACT or SIGMOID (C.11.2.1.3)."""
+    LINEAR (the default, C.11.2.1.2.1), LINEAR_EXACT or SIGMOID (C.11.2.1.3). ``values`` may be
+    stored values with their rescale still to apply: a linear window folds ``slope`` and
+    ``intercept`` into its one multiply-add, so a slice is read once."""
     top = float((1 << bits) - 1)
     out_type = np.uint8 if bits == 8 else np.uint16
     if function == "SIGMOID":
-        sigmoid = top / (1.0 + np.exp(-4.0 * (values.astype(np.float64) - center) / width))
-        return np.rint(sigmoid).astype(out_type)
+        modality = values.astype(np.float64) * slope + intercept
+        return np.rint(top / (1.0 + np.exp(-4.0 * (modality - center) / width))).astype(out_type)
     if function == "LINEAR_EXACT":
         low, span = center - width / 2.0, width
     else:  # LINEAR: the standard's half-unit offsets, so an integer window maps integers exactly
         width = max(width, 1.0)
         low, span = center - 0.5 - (width - 1.0) / 2.0, width - 1.0
     if span <= 0:  # a width of 1 (LINEAR) or 0 (LINEAR_EXACT) is a threshold
-        return np.where(values > low, top, 0.0).astype(out_type)
-    scaled = (values - np.float32(low)) * np.float32(top / span)
+        return np.where(values * slope + intercept > low, top, 0.0).astype(out_type)
+    gain = top / span
+    work = np.float32 if bits == 8 else np.float64  # float32 rounds exactly enough for 256 levels
+    scaled = values.astype(work)
+    np.multiply(scaled, slope * gain, out=scaled)
+    np.add(scaled, (intercept - low) * gain, out=scaled)
     np.clip(scaled, 0.0, top, out=scaled)
     return np.rint(scaled, out=scaled).astype(out_type)

@@ -230,6 +230,12 @@ def test_refuses_repeated_positions() -> None:
     assert _refusal(datasets).code == "duplicate_position"
 
 
+def test_refuses_undecodable_pixel_data() -> None:
+    datasets = stack(3)
+    datasets[1].PixelData = datasets[1].PixelData[:10]  # truncated
+    assert _refusal(datasets).code == "undecodable_pixels"
+
+
 def test_refuses_colour_images() -> None:
     rgb = secondary_capture(np.zeros((4, 4, 3), dtype=np.uint8), "RGB")
     assert _refusal([rgb]).code == "not_grayscale"

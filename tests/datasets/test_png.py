@@ -11,7 +11,7 @@ import pytest
 from image_series import enhanced_ct, secondary_capture, text_report, uid
 from PIL import Image
 from pydicom.data import get_testdata_file
-from pydicom.pixels import apply_color_lut, apply_windowing
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing
 
 from lakehouse.datasets.model import Unconvertible
 from lakehouse.datasets.png import RenderedPng, object_to_pngs
@@ -74,6 +74,28 @@ def test_mr_dicom_window_matches_pydicoms_windowing() -> None:
 def test_mr_preset_window_is_recorded() -> None:
     [png] = object_to_pngs(bundled("MR_small.dcm"), parse_window("brain"), bits=16)
     assert (png.window_center, png.window_width, png.bits) == (40.0, 80.0, 16)
+
+
+def test_first_of_several_dicom_windows_is_used() -> None:
+    ds = bundled("MR-SIEMENS-DICOM-WithOverlays.dcm")  # Window Center 450\\200, Width 790\\700
+    [png] = object_to_pngs(ds, parse_window("dicom"))
+    assert (png.window_center, png.window_width) == (float(ds.WindowCenter[0]), float(ds.WindowWidth[0])) == (450, 790)
+
+
+def test_modality_lut_table_is_applied_before_the_window() -> None:
+    ds = bundled("mlut_18.dcm")  # a Modality LUT Sequence instead of rescale
+    modality = apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
+    center, width = float(modality.mean()), float(np.ptp(modality)) / 2
+    [png] = object_to_pngs(ds, Window("test", center, width))
+    assert np.abs(decoded(png).astype(np.int16) - linear_window(modality, center, width, 8)).max() <= 1
+
+
+def test_voi_lut_table_when_the_object_has_no_window_values() -> None:
+    ds = bundled("vlut_04.dcm")  # a VOI LUT Sequence (16-bit output) and no Window Center/Width
+    [png] = object_to_pngs(ds, parse_window("dicom"))
+    assert (png.window_center, png.window_width) == (None, None)
+    expected = np.rint(apply_voi(ds.pixel_array, ds).astype(np.float64) * 255 / 65535)
+    np.testing.assert_array_equal(decoded(png), expected)
 
 
 def test_monochrome1_is_inverted() -> None:
@@ -177,3 +199,11 @@ def test_parse_window(text: str, expected: Window) -> None:
 def test_parse_window_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="W/L"):
         parse_window(text)
+
+
+def test_refuses_undecodable_pixel_data() -> None:
+    ds = bundled("CT_small.dcm")
+    ds.PixelData = ds.PixelData[:100]  # truncated
+    with pytest.raises(Unconvertible) as caught:
+        object_to_pngs(ds, parse_window("lung"))
+    assert caught.value.code == "undecodable_pixels"
