@@ -89,8 +89,8 @@ def _dataset_lines(result: BuildResult, config: Path) -> list[str]:
     counts = result.version.details["counts"]
     splits = ", ".join(f"{k} {v}" for k, v in counts["per_split"].items())
     return [
-        f"dataset {ref}: {counts['members']} CT series of {counts['patients']} patients ({splits}), "
-        f"{result.files} files at {result.location}",
+        (f"dataset {ref}: {counts['members']} CT series of {counts['patients']} patients ({splits}), "
+        f"{result.files} files at {result.location}"),
         "  DICOM, NIfTI (+ slice->SOP UID sidecars) and PNG per split; manifests/ for Label Studio, MONAI,",
         "  nnU-Net and OHIF; croissant.json and DATASHEET.md describe it.",
         f"  see it:   lakehouse dataset show {ref} --config {config}",

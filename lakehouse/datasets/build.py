@@ -45,6 +45,7 @@ from lakehouse.datasets.nifti import series_to_nifti
 from lakehouse.datasets.png import object_to_pngs
 from lakehouse.datasets.selection import Selection, Sources, selected_series
 from lakehouse.datasets.splits import Assignment, assign, patient_strata
+from lakehouse.datasets.versions import clear_abandoned
 from lakehouse.datasets.windows import parse_window
 from lakehouse.errors import LakehouseError, Refused
 from lakehouse.quality.forbidden import ForbiddenMatcher
@@ -130,8 +131,11 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
     planned, exclusions, requests = _plan(settings, sources, chosen, options.unit)
     if not planned:
         raise Refused(f"no selected series can be used ({len(exclusions)} excluded: their requests are not approved)")
+    planned_ids = {r["SOPInstanceUID"] for p in planned for rows in p.series.values() for r in rows}
+    _still_valid(settings, project, planned_ids, set(requests))  # a pinned version may predate a purge
     _assign_splits(settings, options, planned, sources)
     _refuse_patient_leaks(planned)
+    clear_abandoned(settings, project, user=user)
 
     build_id = secrets.token_hex(8)
     version = registry.reserve(settings, project, options.name, build_id=build_id, user=user)
@@ -492,7 +496,7 @@ def _still_valid(settings: Settings, project: str, instance_ids: set[str], reque
         columns=["SOPInstanceUID"], filters=[("SOPInstanceUID", "in", instance_ids)])
     missing = len(instance_ids) - present.num_rows
     if missing > 0:
-        raise Refused(f"{missing} instances left the research zone while the build ran (a purge); not published")
+        raise Refused(f"{missing} selected instances are no longer in the research zone (purged); not published")
     _, refused = _usable_requests(settings, request_ids)
     if refused:
         first = min(refused)

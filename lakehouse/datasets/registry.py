@@ -21,6 +21,7 @@ import pyarrow as pa
 from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError, Refused
+from lakehouse.storage import FOREIGN_TEMPORARY_SECONDS, tagged_writer_gone, writer_tag
 
 EVENTS = ("reserved", "published", "failed", "withdrawn", "sweep")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -143,11 +144,12 @@ def _append(settings: Settings, project: str, decide: Callable[[list[dict[str, A
 
 
 def reserve(settings: Settings, project: str, name: str, *, build_id: str, user: str) -> int:
-    """The next version number of ``name``, held for this build."""
+    """The next version number of ``name``, held for this build (its process tagged, so a build
+    killed before publishing is known as abandoned: ``abandoned``)."""
 
     def decide(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         version = 1 + max((r["version"] for r in rows if r["name"] == name), default=0)
-        return [_event(len(rows), name, version, "reserved", build_id, user)], version
+        return [_event(len(rows), name, version, "reserved", build_id, user, details={"writer": writer_tag()})], version
 
     result: int = _append(settings, project, decide)
     return result
@@ -169,6 +171,21 @@ def publish(
         return [_event(len(rows), name, version, "published", build_id, user, details=details)], None
 
     _append(settings, project, decide)
+
+
+def abandoned(settings: Settings, project: str) -> list[Version]:
+    """Reserved versions whose build process is gone (on this machine), or, built elsewhere,
+    reserved longer ago than a build may take."""
+    now = datetime.now(UTC)
+    found = []
+    for version in list_versions(settings, project):
+        if version.status != "reserved":
+            continue
+        gone = tagged_writer_gone(str(version.details.get("writer", "")))
+        stale = (now - version.built_at).total_seconds() > FOREIGN_TEMPORARY_SECONDS
+        if gone or (gone is None and stale):
+            found.append(version)
+    return found
 
 
 def mark(settings: Settings, project: str, name: str, version: int, *, event: str, user: str, reason: str) -> Version:

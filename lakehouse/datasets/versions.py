@@ -60,11 +60,24 @@ def diff(settings: Settings, project: str, name: str, base: int, other: int) -> 
 
 
 def remove_files(settings: Settings, project: str, name: str, version: int) -> int:
+    """Delete a version's files, and the temporary files of writes a killed build left."""
     store = open_zone(settings, "datasets")
-    keys = [info.key for info in store.list(layout.version_prefix(project, name, version))]
+    prefix = layout.version_prefix(project, name, version)
+    keys = [info.key for info in store.list(prefix)]
     for key in keys:
         store.delete(key)
-    return len(keys)
+    return len(keys) + store.remove_temporary(prefix)
+
+
+def clear_abandoned(settings: Settings, project: str, *, user: str) -> list[registry.Version]:
+    """Builds killed before publishing: their files removed, their versions marked ``failed``."""
+    cleared = []
+    for version in registry.abandoned(settings, project):
+        registry.mark(settings, project, version.name, version.version, event="failed", user=user,
+                      reason="the build ended before publishing (process gone)")
+        remove_files(settings, project, version.name, version.version)
+        cleared.append(version)
+    return cleared
 
 
 def withdraw(settings: Settings, project: str, name: str, version: int, *, user: str, reason: str) -> registry.Version:
@@ -88,8 +101,9 @@ def withdraw_purged(
     ``dataset_instances``, and the purged patients' split rows."""
     sops, patients = set(sops), set(patients)
     table = lake.table(settings, "dataset_instances", project=project)
-    if not table.exists() and not lake.table(settings, "dataset_versions", project=project).exists():
+    if not lake.table(settings, "dataset_versions", project=project).exists():
         return []
+    clear_abandoned(settings, project, user=user)  # a killed build's files hold no instance rows yet
     clauses = [c for c in (
         lake.in_list("SOPInstanceUID", sops) if sops else "",
         lake.in_list("PatientID", patients) if patients else "",

@@ -18,9 +18,16 @@ from lakehouse.errors import ConfigError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
 from lakehouse.storage.local import LINK_REASONS, LocalReader, LocalStore, keep_private, private_folders
 from lakehouse.storage.throttle import Throttle, ThrottledReader, TokenBucket, with_retries
-from lakehouse.storage.writers import process_gone, process_space
+from lakehouse.storage.writers import (
+    FOREIGN_TEMPORARY_SECONDS,
+    process_gone,
+    process_space,
+    tagged_writer_gone,
+    writer_tag,
+)
 
 __all__ = [
+    "FOREIGN_TEMPORARY_SECONDS",
     "LINK_REASONS",
     "PRIVATE_ZONES",
     "ObjectInfo",
@@ -37,7 +44,9 @@ __all__ = [
     "private_folders",
     "process_gone",
     "process_space",
+    "tagged_writer_gone",
     "with_retries",
+    "writer_tag",
 ]
 
 # Zones holding identified data: local folders 0700, files 0600, whatever the umask.

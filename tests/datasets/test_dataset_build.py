@@ -243,7 +243,7 @@ def test_a_purge_while_a_build_renders_stops_its_publication(lh: Lake) -> None:
         if len(read) == total:
             purged.append(purge_opted_out_patient(lh.settings, patient, user="root"))
 
-    with pytest.raises(Refused, match="left the research zone|not published|withdrawn"):
+    with pytest.raises(Refused, match="no longer in the research zone|not published|withdrawn"):
         datasets.build_dataset(lh.settings, options("racing", "TRUE"), user="cora", advance=advance)
     assert purged
     version = datasets.get_version(lh.settings, PROJECT, "racing", 1)
