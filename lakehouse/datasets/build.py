@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import secrets
+from datetime import UTC, datetime
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -165,7 +166,8 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
         _record_instances(settings, project, options.name, version, members, planned)
         head = governance.current_head(settings)
         details = _details(contents, version, options, hashlib.sha256(checksums).hexdigest(), writer, head)
-        writer.put(layout.VERSION_FILE, json.dumps(details, indent=2, sort_keys=True).encode(), listed=False)
+        stamped = {**details, "built_by": user, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        writer.put(layout.VERSION_FILE, json.dumps(stamped, indent=2, sort_keys=True).encode(), listed=False)
         instance_ids = {i.sop_instance_uid for m in members for i in m.instances}
         registry.publish(
             settings, project, options.name, version, build_id=build_id, user=user, details=details,
