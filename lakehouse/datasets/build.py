@@ -15,10 +15,10 @@ import hashlib
 import io
 import json
 import secrets
-from datetime import UTC, datetime
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pydicom
