@@ -6,12 +6,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from lakehouse.config import Settings, load_settings, render_config
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
@@ -94,3 +98,29 @@ def lakehouse_cli(config: Path, *args: str, env: dict[str, str] | None = None) -
         timeout=120,
         env={**clean, "LAKEHOUSE_NO_PROGRESS": "1", **(env or {})},
     )
+
+
+@dataclass
+class Prepared:
+    root: Path
+    config: Path
+    request_id: str
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config, env={})
+
+    def copy(self, dest: Path) -> Prepared:
+        """An identical root (same catalog, request, manifest and project key) elsewhere."""
+        shutil.copytree(self.root, dest)
+        return Prepared(dest, dest / "lakehouse.toml", self.request_id)
+
+
+def set_sections(config: Path, **sections: dict) -> None:
+    """Update sections of a config; test roots act under typed names (identity mode
+    ``asserted``) unless a test sets ``identity`` itself."""
+    data = tomllib.loads(config.read_text())
+    data.setdefault("identity", {})["mode"] = "asserted"
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    config.write_text(render_config(data))

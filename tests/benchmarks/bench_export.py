@@ -50,7 +50,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 
-from export_testing import ROLES, prepare, set_sections
+from export_testing import ROLES, prepare
+from lakehouse_testing import set_sections
 
 from lakehouse.config import init_root, load_settings
 from lakehouse.synth import synthesize_archive

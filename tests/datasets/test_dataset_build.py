@@ -13,7 +13,8 @@ import nibabel as nib
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import PROJECT, Lake, export_request
+from datasets_testing import PROJECT, export_request
+from lakehouse_testing import Prepared, set_sections
 
 from lakehouse import datasets, governance, lake
 from lakehouse.datasets import layout
@@ -28,12 +29,12 @@ def options(name: str, where: str = "Modality = 'CT'", **kw: object) -> datasets
     return datasets.BuildOptions(project=PROJECT, name=name, selection=selection, **kw)  # type: ignore[arg-type]
 
 
-def patients_of(lake_: Lake) -> list[str]:
+def patients_of(lake_: Prepared) -> list[str]:
     studies = lake.table(lake_.settings, "studies", project=PROJECT).read(columns=["PatientID"])
     return sorted(set(studies.column("PatientID").to_pylist()))
 
 
-def version_dir(lake_: Lake, name: str, version: int) -> Path:
+def version_dir(lake_: Prepared, name: str, version: int) -> Path:
     return lake_.root / "datasets" / layout.version_prefix(PROJECT, name, version)
 
 
@@ -42,7 +43,7 @@ def checksums(folder: Path) -> dict[str, str]:
     return {path: digest for digest, _, path in (line.partition("  ") for line in lines)}
 
 
-def test_build_writes_a_verified_version_that_other_readers_open(lh: Lake) -> None:
+def test_build_writes_a_verified_version_that_other_readers_open(lh: Prepared) -> None:
     result = datasets.build_dataset(lh.settings, options("ct", window="lung", **ALL), user="cora")
     folder = version_dir(lh, "ct", 1)
     assert result.version.status == "published" and result.location.endswith("datasets/lung-ai/ct/v1")
@@ -75,7 +76,7 @@ def test_build_writes_a_verified_version_that_other_readers_open(lh: Lake) -> No
     assert verify_audit_trail(lh.settings).ok
 
 
-def test_splits_never_move_as_patients_are_added(lh: Lake) -> None:
+def test_splits_never_move_as_patients_are_added(lh: Prepared) -> None:
     everyone = patients_of(lh)
     seen: dict[str, str] = {}
     members: dict[int, set[str]] = {}
@@ -97,7 +98,7 @@ def test_splits_never_move_as_patients_are_added(lh: Lake) -> None:
     assert change.added == sorted(members[3] - members[1]) and not change.removed and not change.moved
 
 
-def test_freeze_keeps_new_patients_out_of_test(lh: Lake) -> None:
+def test_freeze_keeps_new_patients_out_of_test(lh: Prepared) -> None:
     everyone = patients_of(lh)
     first = "patients: [" + ", ".join(everyone[:2]) + "]\n"
     datasets.build_dataset(lh.settings, options("frozen", selection=datasets.Selection("yaml", first)), user="cora")
@@ -109,7 +110,7 @@ def test_freeze_keeps_new_patients_out_of_test(lh: Lake) -> None:
     assert newcomers and all(m.split != "test" for m in newcomers)
 
 
-def test_stratified_assignment_balances_within_each_value(lh: Lake) -> None:
+def test_stratified_assignment_balances_within_each_value(lh: Prepared) -> None:
     result = datasets.build_dataset(lh.settings, options("strat", "TRUE", stratify=("Modality",),
                                                           splits={"train": 0.5, "test": 0.5}), user="cora")
     rows = pl.read_delta(str(lh.root / "datasets" / PROJECT / "_tables" / "dataset_splits"))
@@ -120,7 +121,7 @@ def test_stratified_assignment_balances_within_each_value(lh: Lake) -> None:
     assert result.contents.members
 
 
-def test_a_patient_placed_twice_behind_the_lake_is_refused(lh: Lake) -> None:
+def test_a_patient_placed_twice_behind_the_lake_is_refused(lh: Prepared) -> None:
     datasets.build_dataset(lh.settings, options("ct"), user="cora")
     path = str(lh.root / "datasets" / PROJECT / "_tables" / "dataset_splits")
     row = deltalake.DeltaTable(path).to_pyarrow_table().slice(0, 1)
@@ -132,7 +133,7 @@ def test_a_patient_placed_twice_behind_the_lake_is_refused(lh: Lake) -> None:
         datasets.build_dataset(lh.settings, options("ct"), user="cora")
 
 
-def test_as_of_rebuilds_the_same_members_and_bytes(lh: Lake) -> None:
+def test_as_of_rebuilds_the_same_members_and_bytes(lh: Prepared) -> None:
     from lakehouse.synth import synthesize_archive
 
     first = datasets.build_dataset(lh.settings, options("pinned", "TRUE", **ALL), user="cora")
@@ -149,7 +150,7 @@ def test_as_of_rebuilds_the_same_members_and_bytes(lh: Lake) -> None:
         version_dir(lh, "pinned", 2) / layout.CHECKSUMS).read_bytes()
 
 
-def test_identical_pixels_in_two_splits_are_refused(lh: Lake) -> None:
+def test_identical_pixels_in_two_splits_are_refused(lh: Prepared) -> None:
     import pydicom
 
     # An object copied under another patient in the archive (a real-world duplicate).
@@ -175,7 +176,7 @@ def test_identical_pixels_in_two_splits_are_refused(lh: Lake) -> None:
     assert failed.status == "failed" and not version_dir(lh, "after", 1).exists()
 
 
-def test_roles_govern_build_pull_and_withdraw(lh: Lake, tmp_path: Path) -> None:
+def test_roles_govern_build_pull_and_withdraw(lh: Prepared, tmp_path: Path) -> None:
     with pytest.raises(Refused, match="curators"):
         datasets.build_dataset(lh.settings, options("ct"), user="leo")
     datasets.build_dataset(lh.settings, options("ct"), user="cora")
@@ -186,13 +187,13 @@ def test_roles_govern_build_pull_and_withdraw(lh: Lake, tmp_path: Path) -> None:
     assert datasets.pull(lh.settings, PROJECT, "ct", 1, str(tmp_path / "out"), user="leo").files > 0
 
 
-def test_a_revoked_request_is_not_used(lh: Lake) -> None:
+def test_a_revoked_request_is_not_used(lh: Prepared) -> None:
     revoke_request(lh.settings, lh.request_id, user="bob", reason="consent withdrawn")
     with pytest.raises(Refused, match="no selected series can be used"):
         datasets.build_dataset(lh.settings, options("ct"), user="cora")
 
 
-def test_optout_purge_withdraws_the_versions_holding_the_patient(lh: Lake, tmp_path: Path) -> None:
+def test_optout_purge_withdraws_the_versions_holding_the_patient(lh: Prepared, tmp_path: Path) -> None:
     built = datasets.build_dataset(lh.settings, options("ct", **ALL), user="cora")
     untouched = datasets.build_dataset(lh.settings, options("mr", "Modality = 'MR'"), user="cora")
     member = built.contents.members[0]
@@ -218,7 +219,7 @@ def test_optout_purge_withdraws_the_versions_holding_the_patient(lh: Lake, tmp_p
     assert member.patient_id not in {m.patient_id for m in rebuilt.contents.members}
 
 
-def test_revoke_with_purge_withdraws_every_version_of_the_request(lh: Lake) -> None:
+def test_revoke_with_purge_withdraws_every_version_of_the_request(lh: Prepared) -> None:
     datasets.build_dataset(lh.settings, options("ct"), user="cora")
     datasets.build_dataset(lh.settings, options("all", "TRUE"), user="cora")
     revocation = revoke_request(lh.settings, lh.request_id, user="root", reason="IRB closed", purge=True)
@@ -228,7 +229,7 @@ def test_revoke_with_purge_withdraws_every_version_of_the_request(lh: Lake) -> N
         (lh.root / "datasets" / PROJECT / "ct").rglob("*.dcm"))
 
 
-def test_a_purge_while_a_build_renders_stops_its_publication(lh: Lake) -> None:
+def test_a_purge_while_a_build_renders_stops_its_publication(lh: Prepared) -> None:
     """A real purge runs while the build is writing files: the version never becomes visible."""
     member_patients = patients_of(lh)
     lineage = lake.table(lh.settings, "lineage").read(
@@ -251,7 +252,7 @@ def test_a_purge_while_a_build_renders_stops_its_publication(lh: Lake) -> None:
     assert not version_dir(lh, "racing", 1).exists()
 
 
-def test_selection_reads_only_the_project_tables(lh: Lake) -> None:
+def test_selection_reads_only_the_project_tables(lh: Prepared) -> None:
     with pytest.raises(datasets.SelectionError, match="does not run"):
         datasets.build_dataset(lh.settings, options(
             "x", "(SELECT count(*) FROM read_csv('/etc/passwd')) > 0"), user="cora")
@@ -266,7 +267,7 @@ def test_selection_reads_only_the_project_tables(lh: Lake) -> None:
     assert result.contents.members
 
 
-def test_exclusions_are_listed_not_dropped(lh: Lake) -> None:
+def test_exclusions_are_listed_not_dropped(lh: Prepared) -> None:
     result = datasets.build_dataset(lh.settings, options("mixed", "TRUE", formats=("nifti",)), user="cora")
     excluded = {e.series_instance_uid for e in result.contents.exclusions if e.format == "nifti"}
     members = {m.member_id for m in result.contents.members}
@@ -277,10 +278,8 @@ def test_exclusions_are_listed_not_dropped(lh: Lake) -> None:
     assert all(e["code"] and e["reason"] for e in shown)
 
 
-def test_pull_to_s3(lh: Lake, s3_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from conftest import configure
-
-    configure(lh.config, s3={"endpoint_url": s3_server.endpoint_url, "access_key_id": "test",
+def test_pull_to_s3(lh: Prepared, s3_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    set_sections(lh.config, s3={"endpoint_url": s3_server.endpoint_url, "access_key_id": "test",
                                "secret_access_key": "test", "allow_http": True})
     bucket = s3_server.new_bucket("pull")
     datasets.build_dataset(lh.settings, options("ct", formats=("dicom", "png")), user="cora")
@@ -296,7 +295,7 @@ def test_pull_to_s3(lh: Lake, s3_server, tmp_path: Path) -> None:  # type: ignor
         assert hashlib.sha256(data).hexdigest() == digest
 
 
-def test_a_tampered_file_stops_the_pull(lh: Lake, tmp_path: Path) -> None:
+def test_a_tampered_file_stops_the_pull(lh: Prepared, tmp_path: Path) -> None:
     datasets.build_dataset(lh.settings, options("ct"), user="cora")
     victim = next(version_dir(lh, "ct", 1).rglob("*.dcm"))
     victim.write_bytes(victim.read_bytes() + b"x")
@@ -307,7 +306,7 @@ def test_a_tampered_file_stops_the_pull(lh: Lake, tmp_path: Path) -> None:
         datasets.pull(lh.settings, PROJECT, "ct", 1, str(tmp_path / "out2"), user="leo")
 
 
-def test_png_frames_read_back(lh: Lake) -> None:
+def test_png_frames_read_back(lh: Prepared) -> None:
     from PIL import Image
 
     result = datasets.build_dataset(lh.settings, options("png", formats=("png",), window="400/40"), user="cora")

@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import PROJECT, Lake
-from lakehouse_testing import lakehouse_cli, reason_lines
+from datasets_testing import PROJECT
+from lakehouse_testing import Prepared, lakehouse_cli, reason_lines
 
 from lakehouse import lake
 
 
-def run_json(lh: Lake, *args: str) -> dict:
+def run_json(lh: Prepared, *args: str) -> dict:
     done = lakehouse_cli(lh.config, *args, "--json")
     assert done.returncode == 0, reason_lines(done.stderr)
     return json.loads(done.stdout)
 
 
-def test_build_list_show_pull_withdraw(lh: Lake, tmp_path: Path) -> None:
+def test_build_list_show_pull_withdraw(lh: Prepared, tmp_path: Path) -> None:
     selection = tmp_path / "ct.yaml"
     selection.write_text("modalities: [CT]\nmin_instances: 2\n")
     built = run_json(lh, "dataset", "build", "ct", "--project", PROJECT, "--selection", str(selection),
@@ -50,7 +50,7 @@ def test_build_list_show_pull_withdraw(lh: Lake, tmp_path: Path) -> None:
     assert reason_lines(bad.stderr) == ["lakehouse: the monai manifest needs --format nifti"]
 
 
-def test_optout_purge_on_the_command_line_reports_withdrawn_versions(lh: Lake) -> None:
+def test_optout_purge_on_the_command_line_reports_withdrawn_versions(lh: Prepared) -> None:
     built = run_json(lh, "dataset", "build", "all", "--project", PROJECT, "--where", "TRUE", "--user", "cora")
     patient = lake.table(lh.settings, "catalog").read().column("patient_id")[0].as_py()
     purged = run_json(lh, "optout", "purge", "--patient-id", patient, "--reason", "letter 12", "--user", "root")
@@ -58,7 +58,7 @@ def test_optout_purge_on_the_command_line_reports_withdrawn_versions(lh: Lake) -
     assert patient not in json.dumps(purged)
 
 
-def test_nothing_identified_reaches_the_datasets_zone(lh: Lake) -> None:
+def test_nothing_identified_reaches_the_datasets_zone(lh: Prepared) -> None:
     run_json(lh, "dataset", "build", "everything", "--project", PROJECT, "--where", "TRUE",
              "--format", "dicom,nifti,png", "--manifest", "labelstudio,monai,nnunet,ohif", "--user", "cora")
     values: set[str] = set()

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, Lake
+from datasets_testing import PROJECT
+from lakehouse_testing import Prepared
 
 from lakehouse import datasets
 from lakehouse.errors import Refused
@@ -19,7 +20,7 @@ from lakehouse.errors import Refused
 pytestmark = pytest.mark.slow
 
 
-def kill_mid_build(lh: Lake, name: str) -> Path:
+def kill_mid_build(lh: Prepared, name: str) -> Path:
     folder = lh.root / "datasets" / PROJECT / name / "v1"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}, "LAKEHOUSE_NO_PROGRESS": "1"}
     process = subprocess.Popen(
@@ -37,7 +38,7 @@ def kill_mid_build(lh: Lake, name: str) -> Path:
     return folder
 
 
-def test_a_killed_build_is_never_published_and_is_cleared(lh: Lake, tmp_path: Path) -> None:
+def test_a_killed_build_is_never_published_and_is_cleared(lh: Prepared, tmp_path: Path) -> None:
     folder = kill_mid_build(lh, "killed")
     left = datasets.get_version(lh.settings, PROJECT, "killed", 1)
     assert left.status == "reserved"
@@ -51,7 +52,7 @@ def test_a_killed_build_is_never_published_and_is_cleared(lh: Lake, tmp_path: Pa
     assert not [p for p in folder.rglob("*") if p.is_file()]
 
 
-def test_a_purge_clears_a_killed_build(lh: Lake) -> None:
+def test_a_purge_clears_a_killed_build(lh: Prepared) -> None:
     from lakehouse import lake
     from lakehouse.workflows import purge_opted_out_patient
 

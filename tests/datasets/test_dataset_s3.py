@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import PROJECT, ROLES, configure, export_request
-from lakehouse_testing import S3Server, write_s3_config
+from datasets_testing import PROJECT, ROLES, export_request
+from lakehouse_testing import S3Server, set_sections, write_s3_config
 
 from lakehouse import datasets, lake
 from lakehouse.config import load_settings
@@ -26,7 +26,7 @@ def test_datasets_zone_on_s3(s3_server: S3Server, tmp_path) -> None:  # type: ig
     for key, data in generate_archive(patients=3, seed=8, ct_size=32, ct_slices=4):
         client.put_object(Bucket=buckets["archive"], Key=f"archive/{key}", Body=data)
     config = write_s3_config(tmp_path / "lh", s3_server, buckets)
-    configure(config, roles=ROLES, export={"batch_size": 64, "workers": 1})
+    set_sections(config, roles=ROLES, export={"batch_size": 64, "workers": 1})
     settings = load_settings(config, env={})
     export_request(settings)
 

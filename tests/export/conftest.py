@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, ROLES, Prepared, prepare, set_sections
+from export_testing import PROJECT, ROLES, prepare
 from forked_cli import CliServer
 from lake_check import LakeView, view
+from lakehouse_testing import Prepared, set_sections
 
 
 @pytest.fixture(scope="session")

@@ -3,47 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tomllib
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from lakehouse.config import Settings, load_settings, render_config
+from lakehouse.config import load_settings
 
 ROLES = {"requesters": ["alice"], "approvers": ["bob", "carol"], "operators": ["olga"], "admins": ["root"]}
 OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
 PROJECT = "lung-ai"
-
-
-@dataclass
-class Prepared:
-    root: Path
-    config: Path
-    request_id: str
-
-    @property
-    def settings(self) -> Settings:
-        return load_settings(self.config, env={})
-
-    def copy(self, dest: Path) -> Prepared:
-        """An identical root (same catalog, request, manifest and project key) elsewhere."""
-        shutil.copytree(self.root, dest)
-        return Prepared(dest, dest / "lakehouse.toml", self.request_id)
-
-
-def set_sections(config: Path, **sections: dict) -> None:
-    """Update sections of a config; test roots act under typed names (identity mode
-    ``asserted``) unless a test sets ``identity`` itself."""
-    data = tomllib.loads(config.read_text())
-    data.setdefault("identity", {})["mode"] = "asserted"
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    config.write_text(render_config(data))
 
 
 def prepare(config: Path, *, patients: int = 2, options: list[str] | None = None, project: str = PROJECT,

@@ -4,7 +4,8 @@ audit commit (the run's own `export.succeeded`) leaves a chain that checks out o
 
 from __future__ import annotations
 
-from export_testing import Prepared, lakehouse
+from export_testing import lakehouse
+from lakehouse_testing import Prepared
 
 from lakehouse import governance, workflows
 from lakehouse.export import export_status, run_export

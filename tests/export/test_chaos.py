@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, ROLES, Prepared, prepare, set_sections
+from export_testing import PROJECT, ROLES, prepare
 from forked_cli import CliChild, CliServer
 from lake_check import LakeView, broken_invariants, differences, view, without
+from lakehouse_testing import Prepared, set_sections
 
 from lakehouse.export.keys import load_project_key
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from export_testing import PROJECT, TABLES, Prepared, objects, prepare, read_table
+from export_testing import PROJECT, TABLES, objects, prepare, read_table
+from lakehouse_testing import Prepared
 
 from lakehouse import governance, lake
 from lakehouse.catalog import read_catalog

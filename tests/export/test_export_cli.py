@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from export_testing import PROJECT, Prepared, lakehouse, objects, read_table
-from lakehouse_testing import reason_lines
+from export_testing import PROJECT, lakehouse, objects, read_table
+from lakehouse_testing import Prepared, reason_lines
 
 
 def test_export_run_status_and_refusals(prepared: Prepared) -> None:

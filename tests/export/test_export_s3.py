@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from export_testing import ROLES, prepare, set_sections
-from lakehouse_testing import S3Server, write_s3_config
+from export_testing import ROLES, prepare
+from lakehouse_testing import S3Server, set_sections, write_s3_config
 
 from lakehouse import governance, lake
 from lakehouse.config import load_settings

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, Prepared
+from export_testing import PROJECT
 from forked_cli import CliChild, CliServer
 from lake_check import LakeView, broken_invariants, differences, view, without
+from lakehouse_testing import Prepared
 
 from lakehouse import governance
 from lakehouse.export.keys import load_project_key

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from export_testing import PROJECT, Prepared
+from export_testing import PROJECT
 from forked_cli import CliServer
 from lake_check import LakeView, broken_invariants, differences, view
+from lakehouse_testing import Prepared
 
 from lakehouse import lake
 from lakehouse.export import run_export

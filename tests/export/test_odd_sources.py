@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from export_testing import ROLES, prepare, set_sections
-from lakehouse_testing import S3Server, write_s3_config
+from export_testing import ROLES, prepare
+from lakehouse_testing import S3Server, set_sections, write_s3_config
 from pydicom.data import get_testdata_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 

@@ -13,7 +13,8 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 import pytest
-from export_testing import PROJECT, Prepared, read_table
+from export_testing import PROJECT, read_table
+from lakehouse_testing import Prepared
 
 from lakehouse import governance, lake
 from lakehouse.config.project import ProjectName

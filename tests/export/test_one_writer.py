@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, Prepared, set_sections
+from export_testing import PROJECT
 from forked_cli import CliServer
 from lake_check import LakeView, broken_invariants, differences, view
-from lakehouse_testing import reason_lines
+from lakehouse_testing import Prepared, reason_lines, set_sections
 
 from lakehouse.export.keys import load_project_key
 

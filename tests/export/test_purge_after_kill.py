@@ -9,9 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, Prepared
+from export_testing import PROJECT
 from forked_cli import CliServer
 from lake_check import LakeView, broken_invariants, differences, view, without
+from lakehouse_testing import Prepared
 
 from lakehouse.export import purge_patient
 from lakehouse.export.keys import load_project_key

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from export_testing import PROJECT, TABLES, Prepared, comparable, lakehouse, objects, read_table
+from export_testing import PROJECT, TABLES, comparable, lakehouse, objects, read_table
+from lakehouse_testing import Prepared
 
 from lakehouse.export import run_export
 from lakehouse.export.plan import split_batches

@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from export_testing import Prepared, lakehouse
-from lakehouse_testing import reason_lines
+from export_testing import lakehouse
+from lakehouse_testing import Prepared, reason_lines
 
 from lakehouse.export import (
     BatchSummary,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from export_testing import PROJECT, Prepared, objects, read_table
+from export_testing import PROJECT, objects, read_table
+from lakehouse_testing import Prepared
 
 from lakehouse import governance, lake
 from lakehouse.errors import Refused
