@@ -28,7 +28,7 @@ from lakehouse import governance, lake
 from lakehouse.config import Settings
 from lakehouse.datasets import layout, registry
 from lakehouse.datasets.card import build_card
-from lakehouse.datasets.manifests import build_manifests
+from lakehouse.datasets.manifests import MANIFEST_FORMAT, build_manifests
 from lakehouse.datasets.model import (
     FORMATS,
     MANIFESTS,
@@ -53,7 +53,6 @@ from lakehouse.quality.forbidden import ForbiddenMatcher
 from lakehouse.storage import ObjectStore, open_zone
 
 Advance = Callable[[int], None]
-_NEEDS = {"labelstudio": "png", "monai": "nifti", "nnunet": "nifti", "ohif": "dicom"}
 _INSTANCE_COLUMNS = [
     "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID", "Modality", "InstanceNumber",
     "header_json", "object_key", "object_sha256", "request_id", "deid_profile",
@@ -86,8 +85,8 @@ class BuildOptions:
         if not self.formats:
             raise registry.DatasetError("--format names no format")
         for manifest in self.manifests:
-            if _NEEDS[manifest] not in self.formats:
-                raise registry.DatasetError(f"the {manifest} manifest needs --format {_NEEDS[manifest]}")
+            if MANIFEST_FORMAT[manifest] not in self.formats:
+                raise registry.DatasetError(f"the {manifest} manifest needs --format {MANIFEST_FORMAT[manifest]}")
         if self.png_bits not in (8, 16):
             raise registry.DatasetError("--png-bits is 8 or 16")
         try:

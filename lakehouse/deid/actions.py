@@ -35,11 +35,15 @@ Where the standard leaves the mechanics open:
   invalid). Clean Graphics (C) cannot show that an overlay bitmap holds no burned-in text, so
   the plane goes too; for the same reason curves (50xx, retired) go under C.
 - Retain Modified Dates shifts every DA/DT, also ones the table does not list.
-- Ages (AS) the profile keeps are capped at 090Y unless Retain Patient Characteristics is on.
+- Ages (AS) that are kept (Retain Patient Characteristics, or an AS the table does not list)
+  follow HIPAA Safe Harbor whatever the options: above 89 years they become ``090Y`` ("90 or
+  older"), whatever unit they were written in; a value that is not a readable age is emptied,
+  since it may hide one. (Patient's Birth Date is Z under every option, so it never survives.)
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -105,6 +109,24 @@ def date_mode(options: frozenset[str]) -> str | None:
     return None
 
 
+
+_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$")
+_DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
+SAFE_HARBOR_MAX_YEARS = 89
+
+
+def safe_harbor_age(text: str) -> str:
+    """An AS value as it may leave: ``090Y`` above 89 years (HIPAA Safe Harbor's "90 or older"),
+    unchanged otherwise; "" when it is not a readable age (it might hide one)."""
+    if not text.strip():
+        return text
+    match = _AGE.match(text)
+    if not match:
+        return ""
+    years = int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25
+    return "090Y" if years > SAFE_HARBOR_MAX_YEARS else text
+
+
 class ProfileActions:
     """Applies the resolved profile to a dataset; collects the source's identifiers."""
 
@@ -113,7 +135,6 @@ class ProfileActions:
         self.key = key
         self.date_mode = date_mode(options)
         self.date_offset = date_offset
-        self.retain_age = "retain-patient-characteristics" in options
         self.clean_sr = "clean-structured-content" in options
         self.drop_overlays = profile.overlay_data in ("X", "C")
         self.curve_action = "X" if profile.curve == "C" else profile.curve
@@ -248,7 +269,7 @@ class ProfileActions:
             self._sequence(ds, tag)
         elif vr in ("DA", "DT") and self.date_mode == "modified":
             self._shift(ds, tag, vr)
-        elif vr == "AS" and not self.retain_age:
+        elif vr == "AS":
             self._cap_age(ds, tag)
 
     def _apply(self, ds: Dataset, tag: int, action: str, vr: str, fallback: str | None = None) -> None:
@@ -262,6 +283,8 @@ class ProfileActions:
                 self._sequence(ds, tag)
             return
         if action == "K":
+            if vr == "AS":
+                self._cap_age(ds, tag)
             return
         if action == "U" or (vr == "UI" and action in ("D", "C")):
             self._uid(ds, tag, vr)
@@ -311,8 +334,7 @@ class ProfileActions:
                 self._harvest(ds, tag, vr)
                 ds[tag].value = DUMMIES[vr]
         elif vr == "AS":
-            if not self.retain_age:
-                self._cap_age(ds, tag)
+            self._cap_age(ds, tag)
         elif vr in CLEANED_TEXT_VRS:
             self._deferred.append((ds, tag, vr, fallback))
         elif vr not in KEPT_UNDER_C_VRS:  # PN, AE, UR, binary: nothing provably safe to keep
@@ -361,9 +383,10 @@ class ProfileActions:
 
     def _cap_age(self, ds: Dataset, tag: int) -> None:
         text = str(ds[tag].value or "")
-        if len(text) == 4 and text.endswith("Y") and text[:3].isdigit() and int(text[:3]) > 89:
-            ds[tag].value = "090Y"
-            self.counts["age_capped"] += 1
+        kept = safe_harbor_age(text)
+        if kept != text:
+            ds[tag].value = kept
+            self.counts["age_capped" if kept else "age_unreadable"] += 1
 
     def _harvest(self, ds: Dataset, tag: int, vr: str) -> None:
         """Remember the identifying value about to be removed or replaced (for clean and scan)."""

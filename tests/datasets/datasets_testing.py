@@ -13,7 +13,8 @@ ROLES = {
 }
 
 
-def export_request(settings: Settings, *, project: str = PROJECT, cohort: dict | None = None) -> str:
+def export_request(settings: Settings, *, project: str = PROJECT, cohort: dict | None = None,
+                   options: tuple[str, ...] = ("retain-modified-dates", "clean-descriptors")) -> str:
     """Catalog, submit as alice, approve as bob, export as olga; returns the request id."""
     from lakehouse import governance
     from lakehouse.catalog import sync_catalog
@@ -22,7 +23,7 @@ def export_request(settings: Settings, *, project: str = PROJECT, cohort: dict |
     sync_catalog(settings)
     request = governance.submit_request(
         settings, user="alice", project=project, title="Nodules", purpose="Label nodules",
-        protocol="IRB-2026-042", cohort=cohort or {}, options=["retain-modified-dates", "clean-descriptors"],
+        protocol="IRB-2026-042", cohort=cohort or {}, options=list(options),
     )
     governance.approve(settings, request.id, user="bob", expires=date.today() + timedelta(days=30))
     run_export(settings, request.id, user="olga")

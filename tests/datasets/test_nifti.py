@@ -28,6 +28,8 @@ from image_series import (
     uid,
 )
 from nibabel.orientations import aff2axcodes
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut
 
 from lakehouse.datasets.frames import FrameAttributes
 from lakehouse.datasets.model import Unconvertible
@@ -152,6 +154,15 @@ def test_values_beyond_int16_switch_the_volume_to_float32_without_losing_earlier
     result = series_to_nifti(stack(3, slope=800, intercept=-1024))  # slice 0 fits int16, slice 1 does not
     assert volume(result).get_data_dtype() == np.float32
     assert_values(result, [0, 1, 2], slope=800)
+
+
+def test_modality_lut_table_is_applied() -> None:
+    ds = pydicom.dcmread(get_testdata_file("mlut_18.dcm"))  # a Modality LUT Sequence, no rescale
+    ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0, 0, 0], list(AXIAL), [1, 1]
+    result = series_to_nifti([ds])
+    assert result.sidecar["datatype"] == "float32"
+    expected = apply_modality_lut(ds.pixel_array, ds).T
+    np.testing.assert_array_equal(np.asanyarray(volume(result).dataobj)[:, :, 0], expected)
 
 
 def test_single_slice_takes_its_declared_thickness() -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -223,12 +224,22 @@ def test_full_dates_keep_dates_and_basic_profile_removes_them() -> None:
 
 def test_patient_characteristics_and_age_cap() -> None:
     retained = out(run(make_ct(), "retain-patient-characteristics"))
-    assert retained.PatientAge == "095Y" and retained.PatientSex == "F"
+    assert retained.PatientAge == "090Y" and retained.PatientSex == "F"  # Safe Harbor whatever the option
     basic = out(run(make_ct()))
     assert "PatientAge" not in basic and basic.PatientSex == ""
     outside_table = make_ct()
     outside_table.add_new(0x00729999, "AS", "095Y")  # an age the profile does not list is kept, capped
     assert out(run(outside_table))[0x00729999].value == "090Y"
+
+
+@pytest.mark.parametrize(("age", "kept"), [
+    ("045Y", "045Y"), ("089Y", "089Y"), ("090Y", "090Y"), ("097Y", "090Y"), ("120Y", "090Y"),
+    ("999M", "999M"), ("999W", "999W"), ("030D", "030D"), ("97Y", "090Y"), ("97 years", ""), ("", ""),
+])
+def test_safe_harbor_ages_whatever_the_unit(age: str, kept: str) -> None:
+    ds = out(run(make_ct(PatientAge=age), "retain-patient-characteristics"))
+    assert ds.PatientAge == kept
+    assert ds.PatientBirthDate == ""  # Z under every option: a birth date never leaves
 
 
 def test_device_and_institution_identity_options() -> None:
