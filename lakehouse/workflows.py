@@ -3,20 +3,27 @@
 A stage package may not import the stages beside it (``catalog`` does not import
 ``governance``; ``governance`` does not import ``export``), so an action that needs two
 of them is composed here, once: an audited catalog sync, revoking a request with the
-purge of what it exported, and purges that reach the datasets built from the research
-zone. No stage imports this module.
+purge of what it exported, purges that reach the datasets built from the research
+zone, and annotation imports (whose annotator ids are the project's keyed pseudonyms). No
+stage imports this module.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lakehouse import datasets, governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
+from lakehouse.deid import pseudonymize_id
 from lakehouse.export import PurgeResult, export_runs, purge_patient, purge_request, void_request_runs
+from lakehouse.export.keys import load_project_key
+
+_ANNOTATOR_ID = re.compile(r"^ann-[a-z2-7]{16}$")  # ours already (a SEG of ours imported again)
 
 
 def sync_catalog_audited(
@@ -103,3 +110,17 @@ def verify_audit_trail(settings: Settings, *, expect_head: str | None = None) ->
         if v.details.get("audit_head")
     ]
     return governance.verify_audit(settings, expect_head=expect_head, checkpoints=checkpoints)
+
+
+def import_annotations(
+    settings: Settings, project: str, name: str, version: int, source: Path, *, kind: str, user: str,
+    round_: str = "r1", label_map_text: str | None = None, annotator: str | None = None, status: str = "final",
+) -> datasets.ImportResult:
+    """``dataset annotations import``: the annotator's name becomes the project's keyed pseudonym."""
+    key = load_project_key(settings, project)
+    return datasets.import_annotations(
+        settings, project, name, version, source, kind=kind, user=user, round_=round_,
+        label_map_text=label_map_text, annotator=annotator, status=status,
+        pseudonym=lambda person: person if _ANNOTATOR_ID.match(person) else (
+            "ann-" + pseudonymize_id(person, key, "annotator").lower()),
+    )

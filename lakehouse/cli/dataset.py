@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from lakehouse.cli import dataset_annotations
 from lakehouse.cli._common import (
     ConfigOpt,
     JsonOpt,
@@ -30,6 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+app.add_typer(dataset_annotations.app, name="annotations")
+
 ProjectOpt = Annotated[str | None, typer.Option("--project", help="The project (needed only when several have the dataset).")]
 
 
@@ -52,6 +55,7 @@ def build(
     manifest: Annotated[str, typer.Option("--manifest", help="Comma-separated: labelstudio (needs png), monai and nnunet (need nifti), ohif (needs dicom).")] = "",
     window: Annotated[str, typer.Option("--window", help="PNG window: lung, mediastinum, bone, brain, dicom (the object's own) or W/L, e.g. 400/40.")] = "dicom",
     png_bits: Annotated[int, typer.Option("--png-bits", help="PNG depth: 8 or 16.")] = 8,
+    labels: Annotated[str | None, typer.Option("--labels", help="final: add each series' newest final annotation (label maps beside the NIfTI, SEG objects in the DICOM layout).")] = None,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -66,7 +70,7 @@ def build(
         project=project, name=name, selection=datasets.Selection.from_options(where, selection),
         pins=_pins(settings, project, name, as_of), unit=unit, splits=datasets.parse_splits(split),
         stratify=tuple(stratify or ()), frozen=tuple(freeze or ()), formats=_csv(fmt), manifests=_csv(manifest),
-        window=window, png_bits=png_bits,
+        window=window, png_bits=png_bits, labels=labels,
     )
     with progress("building", None, enabled=not as_json) as advance:
         result = datasets.build_dataset(settings, options, user=who, advance=advance)

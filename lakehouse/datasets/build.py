@@ -17,7 +17,7 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +42,9 @@ from lakehouse.datasets.model import (
     Unconvertible,
     VersionContents,
 )
-from lakehouse.datasets.nifti import series_to_nifti
+from lakehouse.datasets.nifti import label_map_nifti, series_to_nifti
 from lakehouse.datasets.png import object_to_pngs
+from lakehouse.datasets.seg import read_seg
 from lakehouse.datasets.selection import Selection, Sources, selected_series
 from lakehouse.datasets.splits import Assignment, assign, patient_strata
 from lakehouse.datasets.versions import clear_abandoned
@@ -74,6 +75,7 @@ class BuildOptions:
     manifests: tuple[str, ...] = ()
     window: str = "dicom"
     png_bits: int = 8
+    labels: str | None = None  # "final": each series' newest final annotation goes in too
 
     def check(self) -> None:
         registry.check_name(self.name)
@@ -87,6 +89,10 @@ class BuildOptions:
         for manifest in self.manifests:
             if MANIFEST_FORMAT[manifest] not in self.formats:
                 raise registry.DatasetError(f"the {manifest} manifest needs --format {MANIFEST_FORMAT[manifest]}")
+        if self.labels not in (None, "final"):
+            raise registry.DatasetError("--labels takes final")
+        if self.labels and not {"nifti", "dicom"} & set(self.formats):
+            raise registry.DatasetError("--labels needs --format nifti (label maps) or dicom (SEG objects)")
         if self.png_bits not in (8, 16):
             raise registry.DatasetError("--png-bits is 8 or 16")
         try:
@@ -143,7 +149,11 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
     prefix = layout.version_prefix(project, options.name, version)
     writer = _Writer(store, prefix)
     try:
-        members = _render_all(settings, options, planned, writer, exclusions, advance)
+        sidecars: dict[str, dict[str, Any]] = {}
+        members = _render_all(settings, options, planned, writer, exclusions, advance, sidecars)
+        labels: dict[str, int] = {}
+        if options.labels:
+            members, labels = _add_labels(settings, project, members, sidecars, writer, options.formats)
         if not members:
             raise Refused("no member could be rendered in the requested formats (see exclusions)")
         _refuse_pixel_leaks(members)
@@ -154,7 +164,7 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
             selection_sha256=options.selection.sha256, sources=dict(sources.versions),
             requests=_requests_used(members, planned, requests),
             members=tuple(members), exclusions=tuple(sorted(exclusions, key=_exclusion_order)),
-            stratify=options.stratify, frozen=options.frozen,
+            stratify=options.stratify, frozen=options.frozen, labels=labels,
             tool={"name": "lakehouse", "version": lakehouse.__version__},
         )
         for path, data in sorted({**build_manifests(contents), **build_card(contents)}.items()):
@@ -366,7 +376,7 @@ class _Writer:
 
 def _render_all(
     settings: Settings, options: BuildOptions, planned: list[_Planned], writer: _Writer,
-    exclusions: list[Exclusion], advance: Advance | None,
+    exclusions: list[Exclusion], advance: Advance | None, sidecars: dict[str, dict[str, Any]],
 ) -> list[Member]:
     research = open_zone(settings, "research")
     window = parse_window(options.window)
@@ -405,7 +415,7 @@ def _render_all(
                                             f"{count} of {len(rows)} objects cannot be drawn as PNG ({code})"))
             if datasets:
                 try:
-                    niftis.append(_write_nifti(writer, plan, series_id, datasets))
+                    niftis.append(_write_nifti(writer, plan, series_id, datasets, sidecars))
                 except Unconvertible as exc:
                     exclusions.append(Exclusion(plan.member_id, series_id, "nifti", exc.code, exc.reason))
         if not _has_output(options.formats, instances, niftis, pngs):
@@ -450,13 +460,68 @@ def _write_pngs(writer: _Writer, plan: _Planned, ds: pydicom.Dataset, row: dict[
     return images
 
 
-def _write_nifti(writer: _Writer, plan: _Planned, series_id: str, datasets: Sequence[pydicom.Dataset]) -> NiftiFile:
+def _write_nifti(writer: _Writer, plan: _Planned, series_id: str, datasets: Sequence[pydicom.Dataset],
+                 sidecars: dict[str, dict[str, Any]]) -> NiftiFile:
     result = series_to_nifti(datasets)
+    sidecars[series_id] = result.sidecar
     path = layout.nifti_path(plan.split, series_id)
     sidecar = layout.nifti_sidecar_path(plan.split, series_id)
     writer.put(path, result.image)
     writer.put(sidecar, json.dumps(result.sidecar, indent=1, sort_keys=True).encode())
     return NiftiFile(series_id, path, sidecar, tuple(result.shape))
+
+
+def _add_labels(
+    settings: Settings, project: str, members: list[Member], sidecars: dict[str, dict[str, Any]], writer: _Writer,
+    formats: tuple[str, ...],
+) -> tuple[list[Member], dict[str, int]]:
+    """Each series' newest final annotation: a label map beside its NIfTI and the SEG in the DICOM
+    layout. Returns the members with their label paths and the labels' names and values."""
+    finals = _final_annotations(settings, project, {n.series_instance_uid for m in members for n in m.nifti}
+                                | {i.series_instance_uid for m in members for i in m.instances})
+    research = open_zone(settings, "research")
+    names: dict[str, int] = {}
+    updated = []
+    for member in members:
+        volumes = []
+        for nifti in member.nifti:
+            row = finals.get(nifti.series_instance_uid)
+            if row is None:
+                volumes.append(nifti)
+                continue
+            sidecar = sidecars[nifti.series_instance_uid]
+            volume, segments = read_seg(_seg_bytes(research, row), sidecar["slices"], shape=sidecar["shape"])
+            path = layout.label_path(member.split, nifti.series_instance_uid)
+            writer.put(path, label_map_nifti(volume, sidecar))
+            names.update({d.label: d.number for d in segments.values()})
+            volumes.append(replace(nifti, label_path=path))
+        if "dicom" in formats:
+            for uid in member.series_instance_uids:
+                row = finals.get(uid)
+                if row is not None:
+                    writer.put(layout.dicom_path(member.split, member.patient_id, member.study_instance_uid,
+                                                 row["SegSeriesInstanceUID"], row["SegSOPInstanceUID"]),
+                               _seg_bytes(research, row))
+        updated.append(replace(member, nifti=tuple(volumes)))
+    return updated, names
+
+
+def _final_annotations(settings: Settings, project: str, series: set[str]) -> dict[str, dict[str, Any]]:
+    table = lake.table(settings, "annotations", project=project)
+    if not series or not table.exists():
+        return {}
+    rows = table.read(filters=[("SeriesInstanceUID", "in", series), ("status", "=", "final")]).to_pylist()
+    newest: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r["created_at"], r["annotation_id"])):
+        newest[row["SeriesInstanceUID"]] = row
+    return newest
+
+
+def _seg_bytes(research: ObjectStore, row: dict[str, Any]) -> bytes:
+    data = research.get(row["seg_object_key"])
+    if hashlib.sha256(data).hexdigest() != row["seg_sha256"]:
+        raise Refused(f"annotation {row['annotation_id']}: its SEG differs from the recorded SHA-256")
+    return data
 
 
 # --- checks and records -------------------------------------------------------------------------

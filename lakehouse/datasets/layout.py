@@ -52,6 +52,11 @@ def nifti_sidecar_path(split: str, series: str) -> str:
     return f"nifti/{split}/{case_id(series)}.json"
 
 
+def label_path(split: str, series: str) -> str:
+    """nnU-Net's label naming (``<case>.nii.gz``, as in labelsTr) beside the images' split folders."""
+    return f"labels/{split}/{case_id(series)}.nii.gz"
+
+
 def png_path(split: str, patient: str, series: str, sop: str, frame: int, frames: int) -> str:
     suffix = f"_f{frame:04d}" if frames > 1 else ""
     return f"png/{split}/{safe_name(patient)}/{safe_name(series)}/{safe_name(sop)}{suffix}.png"

@@ -151,6 +151,7 @@ def _monai_datalist(contents: VersionContents) -> tuple[dict[str, Any]]:
                     "image": "../" + nifti.path,  # relative to manifests/, MONAI's default base_dir
                     "case": layout.case_id(nifti.series_instance_uid),
                     "series_instance_uid": nifti.series_instance_uid,
+                    **({"label": "../" + nifti.label_path} if nifti.label_path else {}),
                 }
                 for nifti in volumes
             ]
@@ -171,9 +172,12 @@ def _nnunet_dataset(contents: VersionContents) -> tuple[dict[str, Any], list[dic
     }
     dataset = {
         "name": f"{contents.project}/{contents.name}",
-        "description": "Images only: add labelsTr/<case>.nii.gz and extend labels before training.",
+        "description": (
+            "Images and labels: nifti/<split> into imagesTr/imagesTs, labels/<split> into labelsTr."
+            if contents.labels else "Images only: add labelsTr/<case>.nii.gz and extend labels before training."
+        ),
         "channel_names": _channel_names(contents),
-        "labels": {"background": 0},
+        "labels": {"background": 0, **dict(sorted(contents.labels.items(), key=lambda item: item[1]))},
         "numTraining": sum(len(cases.get(split, [])) for split in NNUNET_TRAINING_SPLITS),
         "file_ending": ".nii.gz",
     }

@@ -29,12 +29,14 @@ class Instance:
 
 @dataclass(frozen=True)
 class NiftiFile:
-    """One series as a volume: ``path`` (.nii.gz) and its sidecar JSON (slice index -> SOP UID)."""
+    """One series as a volume: ``path`` (.nii.gz) and its sidecar JSON (slice index -> SOP UID),
+    and with ``--labels`` the label map of its final annotation on the same grid."""
 
     series_instance_uid: str
     path: str
     sidecar_path: str
     shape: tuple[int, ...]
+    label_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class VersionContents:
     exclusions: tuple[Exclusion, ...] = ()
     stratify: tuple[str, ...] = ()
     frozen: tuple[str, ...] = ()
+    labels: dict[str, int] = field(default_factory=dict)  # segment label -> label value, with --labels
     tool: dict[str, Any] = field(default_factory=dict)  # {"name": "lakehouse", "version": ...}
 
 

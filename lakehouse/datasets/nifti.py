@@ -233,3 +233,13 @@ def _nii_gz(volume: np.ndarray, shape: tuple[int, int, int], geometry: _Geometry
         header.write_to(stream)
         stream.write(np.ascontiguousarray(volume).data.cast("B"))
     return buffer.getvalue()
+
+
+def label_map_nifti(volume: np.ndarray, sidecar: dict[str, Any]) -> bytes:
+    """A label map on the series' NIfTI grid (same affine), uint16, deterministic gzip."""
+    affine = np.asarray(sidecar["affine"])
+    image = nibabel.Nifti1Image(volume.astype(np.uint16), affine)
+    image.header.set_xyzt_units("mm")
+    image.set_sform(affine, code="scanner")
+    image.set_qform(affine, code="scanner")
+    return gzip.compress(image.to_bytes(), compresslevel=GZIP_LEVEL, mtime=0)

@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from lakehouse import governance, lake
 from lakehouse.config import Settings
 from lakehouse.datasets import layout, registry
@@ -121,8 +124,42 @@ def withdraw_purged(
     for version in withdrawn:
         remove_files(settings, project, version.name, version.version)
     if table.exists() and clauses:
-        table.delete_where(" OR ".join(f"({c})" for c in clauses))
+        where = " OR ".join(f"({c})" for c in clauses)
+        rows = table.read(columns=["SOPInstanceUID", "PatientID", "request_id", "SeriesInstanceUID"])
+        series = set(rows.filter(_matching(rows, sops, patients, request_id)).column("SeriesInstanceUID").to_pylist())
+        _remove_annotations(settings, project, series=series, patients=patients, request_id=request_id)
+        table.delete_where(where)
     splits = lake.table(settings, "dataset_splits", project=project)
     if patients and splits.exists():
         splits.delete_where(lake.in_list("PatientID", patients))
     return withdrawn
+
+
+def _matching(rows: pa.Table, sops: set[str], patients: set[str], request_id: str | None) -> pa.ChunkedArray:
+    """Which rows of ``dataset_instances`` a purge reaches (by instance, patient or request)."""
+    hit = pc.or_(pc.is_in(rows["SOPInstanceUID"], pa.array(sorted(sops), pa.string())),
+                 pc.is_in(rows["PatientID"], pa.array(sorted(patients), pa.string())))
+    if request_id:
+        hit = pc.or_(hit, pc.equal(rows["request_id"], request_id))
+    return hit
+
+
+def _remove_annotations(settings: Settings, project: str, *, series: set[str], patients: set[str],
+                        request_id: str | None) -> None:
+    """Annotations drawn on what a purge removed: rows, segments and SEG objects."""
+    table = lake.table(settings, "annotations", project=project)
+    if not table.exists():
+        return
+    rows = [r for r in table.read(columns=["annotation_id", "SeriesInstanceUID", "PatientID", "request_id",
+                                           "seg_object_key"]).to_pylist()
+            if r["SeriesInstanceUID"] in series or r["PatientID"] in patients or r["request_id"] == request_id]
+    if not rows:
+        return
+    ids = {r["annotation_id"] for r in rows}
+    segments = lake.table(settings, "annotation_segments", project=project)
+    if segments.exists():
+        segments.delete_where(lake.in_list("annotation_id", ids))
+    research = open_zone(settings, "research")
+    for row in rows:
+        research.delete(row["seg_object_key"])
+    table.delete_where(lake.in_list("annotation_id", ids))
