@@ -2,8 +2,9 @@
 
 Synthesize an archive, catalog it (audited), submit a request as demo-requester,
 approve it as demo-approver, export it as demo-operator, count the exported
-instances per modality, and build a labeling dataset of the CT series as demo-curator
-(DICOM, NIfTI and PNG with every manifest and the dataset card). The roles are typed names in the demo's own config (the
+instances per modality, build a labeling dataset of the CT series as demo-curator
+(DICOM, NIfTI and PNG with every manifest and the dataset card), and import a label map
+drawn on one of its volumes as demo-labeler (stored as a DICOM SEG). The roles are typed names in the demo's own config (the
 explicit demo mode); burned-in objects (US, secondary capture) stay quarantined
 because the demo does not clean pixels.
 """
@@ -17,15 +18,18 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import nibabel
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse import datasets, governance, lake
 from lakehouse.catalog import SyncResult, catalog_stats
 from lakehouse.config import Settings, init_root, load_settings
+from lakehouse.datasets import layout
 from lakehouse.export import ExportOutcome, run_export
 from lakehouse.synth import synthesize_archive
-from lakehouse.workflows import sync_catalog_audited
+from lakehouse.workflows import import_annotations, sync_catalog_audited
 
 PROJECT = "demo"
 ROLES = {
@@ -37,6 +41,13 @@ ROLES = {
     "labelers": ["demo-labeler"],
 }
 DATASET = "demo-ct"
+LABEL_MAP = """\
+segments:
+  - number: 1
+    label: body
+    category: {value: "91723000", scheme: SCT, meaning: Anatomical structure}
+    type: {value: "38266002", scheme: SCT, meaning: Entire body as a whole}
+"""
 OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
 #: What the demo counts, as SQL to try in DuckDB or Spark; the demo computes it with Arrow.
 QUERY = (
@@ -69,6 +80,7 @@ class DemoResult:
     export: ExportOutcome
     per_modality: list[tuple[str | None, int, int]]  # (modality, instances, studies), as QUERY
     dataset: datasets.BuildResult
+    annotations: list[dict[str, Any]]  # rows of the annotations table, with their segments
 
     @property
     def tables_uri(self) -> str:
@@ -85,6 +97,7 @@ class DemoResult:
             "sample_query": QUERY,
             "sample_result": [list(row) for row in self.per_modality],
             "dataset": self.dataset.to_dict(),
+            "annotations": self.annotations,
         }
 
 
@@ -119,6 +132,9 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
                                   formats=("dicom", "nifti", "png"), manifests=("labelstudio", "monai", "nnunet", "ohif")),
             user="demo-curator", advance=advance,
         )
+    labels = _draw_labels(directory / "labels", dataset)
+    import_annotations(settings, PROJECT, DATASET, dataset.version.version, labels, kind="nifti",
+                       user="demo-labeler", annotator="demo-labeler", label_map_text=LABEL_MAP)
     return DemoResult(
         config_path=config_path,
         settings=settings,
@@ -129,7 +145,19 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
         export=outcome,
         per_modality=count_per_modality(instances),
         dataset=dataset,
+        annotations=datasets.list_annotations(settings, PROJECT, DATASET, dataset.version.version),
     )
+
+
+def _draw_labels(folder: Path, dataset: datasets.BuildResult) -> Path:
+    """A label map for the dataset's first volume, as a labeler's tool would save it: the voxels
+    of the synthetic body (above -500 HU) labelled 1, on the volume's own grid."""
+    volume = next(n for m in dataset.contents.members for n in m.nifti)
+    image = nibabel.Nifti1Image.from_filename(str(Path(dataset.location) / volume.path))
+    labels = (np.asarray(image.dataobj) > -500).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    nibabel.save(nibabel.Nifti1Image(labels, image.affine), folder / f"{layout.case_id(volume.series_instance_uid)}.nii.gz")
+    return folder
 
 
 def count_per_modality(instances: pa.Table) -> list[tuple[str | None, int, int]]:

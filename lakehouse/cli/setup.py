@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -46,7 +46,7 @@ def demo(
     """Run the whole flow on local folders: synthesize, catalog, request, approve, export, query.
 
     demo-requester submits the request, demo-approver approves it, demo-operator exports it,
-    demo-curator builds a labeling dataset of the CT series.
+    demo-curator builds a labeling dataset of the CT series, demo-labeler imports a label map for one.
     Burned-in objects (US, secondary capture) stay quarantined: the demo does not clean pixels."""
     from lakehouse.demo import QUERY, run_demo
 
@@ -79,6 +79,8 @@ def demo(
             ],
             "",
             *_dataset_lines(result.dataset, result.config_path),
+            "",
+            *_annotation_lines(result.annotations),
         ],
     )
 
@@ -96,3 +98,14 @@ def _dataset_lines(result: BuildResult, config: Path) -> list[str]:
         f"  see it:   lakehouse dataset show {ref} --config {config}",
         f"  pull it:  lakehouse dataset pull {ref} --to ./labeling --user demo-labeler --config {config}",
     ]
+
+
+def _annotation_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The annotations table after the demo's import, one line per annotation."""
+    lines = ["annotations (research zone, table annotations; the SEG objects reference the source slices):",
+             "  annotation      status  round  annotator             series                 segments"]
+    for row in rows:
+        segments = ", ".join(f"{s['segment_number']}:{s['label']} {s['volume_ml']:.1f} ml" for s in row["segments"])
+        lines.append(f"  {row['annotation_id'][:14]}  {row['status']:<6}  {row['round']:<5}  {row['annotator_id']:<20}  "
+                     f"{row['SeriesInstanceUID'][:20]}…  {segments}")
+    return lines

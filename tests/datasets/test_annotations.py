@@ -176,3 +176,43 @@ def test_a_new_version_carries_the_final_labels(lh: Prepared, tmp_path: Path) ->
     assert nnunet["labels"] == {"background": 0, "nodule": 1}
     segs = [p for p in folder.rglob("*.dcm") if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SEG"]
     assert len(segs) == len(volumes)
+
+
+def test_a_seg_from_another_tool_comes_in_under_a_pseudonymous_annotator(lh: Prepared, tmp_path: Path) -> None:
+    built = build_ct(lh)
+    label_maps(lh, built, tmp_path / "maps")
+    import_annotations(lh.settings, PROJECT, "ct", 1, tmp_path / "maps", kind="nifti", user="leo", label_map_text=LABELS)
+    exported = datasets.export_annotations(lh.settings, PROJECT, "ct", 1, as_="seg", to=tmp_path / "segs", user="leo")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    for n, name in enumerate(exported):  # as another tool would write them: its own UIDs, a named creator
+        seg = pydicom.dcmread(tmp_path / "segs" / name)
+        seg.ContentCreatorName = "Doe^Jane"
+        seg.SeriesInstanceUID = f"1.2.826.0.1.3680043.9.9.1.{n}"
+        seg.SOPInstanceUID = seg.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.9.9.2.{n}"
+        seg.save_as(foreign / name)
+    result = import_annotations(lh.settings, PROJECT, "ct", 1, foreign, kind="seg", user="leo")
+    assert len(result.imported) == len(exported) and not result.refused
+    rows = {r["annotation_id"]: r for r in datasets.list_annotations(lh.settings, PROJECT, "ct", 1)}
+    for imported in result.imported:
+        row = rows[imported["annotation_id"]]
+        assert row["tool"] == "seg" and row["annotator_id"].startswith("ann-")
+        assert row["segments"][0]["label"] == "nodule"
+        stored = (lh.root / "research" / row["seg_object_key"]).read_bytes()
+        assert b"Doe" not in stored and b"1.2.826.0.1.3680043.9.9." not in stored
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.dcm").write_bytes(b"not dicom")
+    junk = import_annotations(lh.settings, PROJECT, "ct", 1, tmp_path / "junk", kind="seg", user="leo")
+    assert [r["code"] for r in junk.refused] == ["not_a_seg"]
+
+
+def test_revoke_with_purge_removes_the_request_annotations(lh: Prepared, tmp_path: Path) -> None:
+    from lakehouse.workflows import revoke_request
+
+    built = build_ct(lh)
+    label_maps(lh, built, tmp_path / "maps")
+    import_annotations(lh.settings, PROJECT, "ct", 1, tmp_path / "maps", kind="nifti", user="leo")
+    keys = [r["seg_object_key"] for r in datasets.list_annotations(lh.settings, PROJECT, "ct", 1)]
+    revoke_request(lh.settings, lh.request_id, user="root", reason="IRB closed", purge=True)
+    assert datasets.list_annotations(lh.settings, PROJECT, "ct", 1) == []
+    assert not any((lh.root / "research" / key).exists() for key in keys)

@@ -74,3 +74,32 @@ def test_nothing_identified_reaches_the_datasets_zone(lh: Prepared) -> None:
         data = path.read_bytes()
         leaked = [n for n in needles if n in data]
         assert not leaked, f"{len(leaked)} source identifiers in {path.relative_to(lh.root)}"
+
+
+def test_annotations_on_the_command_line(lh: Prepared, tmp_path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    built = run_json(lh, "dataset", "build", "ct", "--project", PROJECT, "--where", "Modality = 'CT'",
+                     "--format", "nifti", "--user", "cora")
+    folder = lh.root / "datasets" / PROJECT / "ct" / f"v{built['version']}"
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for image_path in sorted((folder / "nifti").rglob("*_0000.nii.gz"))[:2]:
+        image = nib.load(image_path)
+        labels = (np.asarray(image.dataobj) > 0).astype(np.uint8)
+        labels[0, 0, 0] = 2
+        nib.save(nib.Nifti1Image(labels, image.affine), maps / image_path.name.replace("_0000", ""))
+    imported = run_json(lh, "dataset", "annotations", "import", "ct@v1", "--from", str(maps), "--kind", "nifti",
+                        "--annotator", "Reader One", "--user", "leo")
+    assert len(imported["imported"]) == 2 and imported["refused"] == []
+    listed = run_json(lh, "dataset", "annotations", "list", "ct")["annotations"]
+    assert [len(r["segments"]) for r in listed] == [2, 2]
+    assert {s["label"] for r in listed for s in r["segments"]} == {"label 1", "label 2"}
+    out = run_json(lh, "dataset", "annotations", "export", "ct@v1", "--as", "nifti", "--to", str(tmp_path / "out"),
+                   "--user", "leo")
+    assert len(out["files"]) == 2
+    assert run_json(lh, "dataset", "annotations", "agreement", "ct@v1") == {"agreement": []}
+    refused = lakehouse_cli(lh.config, "dataset", "annotations", "import", "ct", "--from", str(maps), "--kind", "nifti",
+                            "--user", "leo")
+    assert reason_lines(refused.stderr) == ["lakehouse: ct: give the version the labels were drawn on, NAME@vN"]
