@@ -314,3 +314,14 @@ def test_png_frames_read_back(lh: Prepared) -> None:
     with Image.open(io.BytesIO((version_dir(lh, "png", 1) / image.path).read_bytes())) as png:
         assert png.size == (image.columns, image.rows)
     assert (image.window_center, image.window_width) == (40.0, 400.0)
+
+
+def test_study_members_keep_their_series_together(lh: Prepared) -> None:
+    result = datasets.build_dataset(lh.settings, options("studies", "TRUE", unit="study"), user="cora")
+    studies = lake.table(lh.settings, "studies", project=PROJECT).read(columns=["StudyInstanceUID"])
+    member_ids = {m.member_id for m in result.contents.members}
+    assert member_ids <= set(studies.column("StudyInstanceUID").to_pylist())
+    for member in result.contents.members:
+        assert {i.study_instance_uid for i in member.instances} == {member.member_id}
+    rows = pl.read_delta(str(lh.root / "datasets" / PROJECT / "_tables" / "dataset_instances"))
+    assert rows.group_by("StudyInstanceUID").agg(pl.col("member_id").n_unique())["member_id"].max() == 1
