@@ -31,6 +31,7 @@ from lakehouse.config import Settings
 from lakehouse.datasets import layout, registry
 from lakehouse.datasets.agreement import agreement
 from lakehouse.datasets.labels import LabelMap, check_geometry, default_label_map, parse_label_map
+from lakehouse.datasets.labelstudio import ImageMask, read_labelstudio_export
 from lakehouse.datasets.model import Unconvertible
 from lakehouse.datasets.nifti import label_map_nifti, series_to_nifti
 from lakehouse.datasets.seg import read_seg, segment_stats, write_seg
@@ -140,8 +141,8 @@ def _read_inputs(
     found: list[_Labels] = []
     if kind == "labelstudio":
         for path in files:
-            found += _from_labelstudio(settings, project, name, version, path.read_bytes(), series, geometry,
-                                       label_map, annotator)
+            found += _from_labelstudio(settings, project, name, version, path, series, geometry, label_map,
+                                       annotator, result)
         return found
     by_case = {layout.case_id(uid): s for uid, s in series.items()}
     for path in files:
@@ -185,17 +186,17 @@ def _content_creator(data: bytes) -> str:
 
 
 def _from_labelstudio(
-    settings: Settings, project: str, name: str, version: int, data: bytes, series: dict[str, _Series],
+    settings: Settings, project: str, name: str, version: int, path: Path, series: dict[str, _Series],
     geometry: Callable[[_Series], _Geometry], label_map: LabelMap | None, annotator: str | None,
+    result: ImportResult,
 ) -> list[_Labels]:
-    from lakehouse.datasets.labelstudio import read_labelstudio_export
-
+    """One label volume per series and annotator from the masks of a Label Studio export."""
     store = open_zone(settings, "datasets")
     tasks_key = layout.version_prefix(project, name, version) + layout.MANIFEST_FILES["labelstudio"][0]
     if not store.exists(tasks_key):
         raise Refused(f"dataset {name}@v{version} has no Label Studio manifest (build it with --manifest labelstudio)")
     try:
-        masks = read_labelstudio_export(data, json.loads(store.get(tasks_key)))
+        masks = read_labelstudio_export(path.read_bytes(), json.loads(store.get(tasks_key)))
     except ValueError as exc:
         raise Refused(f"Label Studio export refused: {exc}") from None
     series_of = {sop: s for s in series.values() for sop in s.sops}
@@ -205,20 +206,32 @@ def _from_labelstudio(
     missing = sorted(set(names) - set(number))
     if missing:
         raise Refused(f"{len(missing)} Label Studio labels are not in the label map")
-    grouped: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
+    grouped: defaultdict[tuple[str, str], list[ImageMask]] = defaultdict(list)
     for mask in masks:
-        grouped[(series_of[mask.sop_instance_uid].series_instance_uid, annotator or mask.annotator or "unknown")].append(mask)
+        who = annotator or mask.annotator or "unknown"
+        grouped[(series_of[mask.sop_instance_uid].series_instance_uid, who)].append(mask)
     found = []
     for (uid, who), items in sorted(grouped.items()):
-        target = series[uid]
-        sidecar = geometry(target).sidecar
-        index = {(s["SOPInstanceUID"], s["frame"]): s["index"] for s in sidecar["slices"]}
-        volume = np.zeros(tuple(sidecar["shape"]), dtype=np.uint16)
-        for mask in items:
-            k = index[(mask.sop_instance_uid, mask.frame)]
-            volume[:, :, k][mask.mask.T] = number[mask.label]  # NIfTI (i, j) is (column, row)
-        found.append(_Labels(target, volume, chosen, who))
+        try:
+            found.append(_Labels(series[uid], _painted(geometry(series[uid]).sidecar, items, number), chosen, who))
+        except Unconvertible as exc:
+            result.refused.append({"file": f"{path.name} (series {uid})", "code": exc.code, "reason": exc.reason})
     return found
+
+
+def _painted(sidecar: dict[str, Any], masks: list[ImageMask], number: dict[str, int]) -> np.ndarray:
+    """The masks of one series painted into a label volume on its NIfTI grid."""
+    index = {(s["SOPInstanceUID"], s["frame"]): s["index"] for s in sidecar["slices"]}
+    volume = np.zeros(tuple(sidecar["shape"]), dtype=np.uint16)
+    for mask in masks:
+        k = index.get((mask.sop_instance_uid, mask.frame))
+        if k is None:
+            raise Unconvertible("unmatched_frames", "a mask lies on an image that is not a slice of the series volume")
+        if mask.mask.shape != (volume.shape[1], volume.shape[0]):
+            raise Unconvertible("shape_mismatch", f"a {mask.mask.shape[1]}x{mask.mask.shape[0]} mask on a "
+                                f"{volume.shape[0]}x{volume.shape[1]} image")
+        volume[:, :, k][mask.mask.T] = number[mask.label]  # NIfTI (i, j) is (column, row)
+    return volume
 
 
 # --- the version's series and their geometry ------------------------------------------------------

@@ -216,3 +216,40 @@ def test_revoke_with_purge_removes_the_request_annotations(lh: Prepared, tmp_pat
     revoke_request(lh.settings, lh.request_id, user="root", reason="IRB closed", purge=True)
     assert datasets.list_annotations(lh.settings, PROJECT, "ct", 1) == []
     assert not any((lh.root / "research" / key).exists() for key in keys)
+
+
+def test_label_studio_rectangles_and_polygons_come_back_on_their_slices(lh: Prepared, tmp_path: Path) -> None:
+    built = datasets.build_dataset(lh.settings, datasets.BuildOptions(
+        project=PROJECT, name="ls", selection=datasets.Selection("sql", "Modality = 'CT'"),
+        formats=("png",), manifests=("labelstudio",)), user="cora")
+    folder = lh.root / "datasets" / layout.version_prefix(PROJECT, "ls", 1)
+    tasks = json.loads((folder / "manifests/labelstudio_tasks.json").read_text())
+    first, second = tasks[0], tasks[1]
+    png = {p.sop_instance_uid: p for m in built.contents.members for p in m.png}[first["meta"]["sop_instance_uid"]]
+    size = {"original_width": png.columns, "original_height": png.rows}
+    export = [
+        {"id": 1, "data": first["data"], "annotations": [{"completed_by": {"email": "jane.doe@example.org"}, "result": [
+            {"id": "a", "type": "rectanglelabels", "from_name": "label", "to_name": "image", **size,
+             "value": {"x": 25, "y": 25, "width": 50, "height": 50, "rotation": 0, "rectanglelabels": ["nodule"]}}]}]},
+        {"id": 2, "data": second["data"], "annotations": [{"completed_by": {"email": "jane.doe@example.org"}, "result": [
+            {"id": "b", "type": "polygonlabels", "from_name": "label", "to_name": "image", **size,
+             "value": {"points": [[0, 0], [100, 0], [0, 100]], "closed": True, "polygonlabels": ["nodule"]}}]}]},
+    ]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    result = import_annotations(lh.settings, PROJECT, "ls", 1, tmp_path / "export.json", kind="labelstudio",
+                                user="leo", label_map_text=LABELS)
+    assert result.imported and not result.refused
+    rows = datasets.list_annotations(lh.settings, PROJECT, "ls", 1)
+    voxels = sum(s["voxels"] for r in rows for s in r["segments"])
+    square = (png.columns // 2) * (png.rows // 2)
+    assert square < voxels < square + png.columns * png.rows  # the square plus about half of the second slice
+    for row in rows:
+        assert b"jane" not in (lh.root / "research" / row["seg_object_key"]).read_bytes().lower()
+        seg = pydicom.dcmread(lh.root / "research" / row["seg_object_key"])
+        referenced = {f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+                      for f in seg.PerFrameFunctionalGroupsSequence}
+        assert referenced <= {first["meta"]["sop_instance_uid"], second["meta"]["sop_instance_uid"]}
+    stranger = [{"id": 9, "data": {"image": "/data/local-files/?d=png/train/elsewhere.png"}, "annotations": []}]
+    (tmp_path / "stranger.json").write_text(json.dumps(stranger))
+    with pytest.raises(Refused, match="not in this dataset version"):
+        import_annotations(lh.settings, PROJECT, "ls", 1, tmp_path / "stranger.json", kind="labelstudio", user="leo")
