@@ -139,3 +139,18 @@ def progress(description: str, total: int | None, enabled: bool = True) -> Itera
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+DatasetProjectOpt = Annotated[
+    str | None, typer.Option("--project", help="The project (needed only when several have the dataset).")
+]
+
+
+def dataset_ref(settings: Settings, ref: str, project: str | None, *, need_version: bool) -> tuple[str, str, int | None]:
+    """``NAME`` or ``NAME@vN`` on the command line: (project, name, version or None)."""
+    from lakehouse import datasets
+
+    name, number = datasets.parse_ref(ref)
+    if need_version and number is None:
+        raise datasets.DatasetError(f"{ref}: this command takes NAME@vN")
+    return datasets.project_of(settings, name, project), name, number

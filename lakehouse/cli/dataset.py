@@ -10,9 +10,11 @@ import typer
 from lakehouse.cli import dataset_annotations
 from lakehouse.cli._common import (
     ConfigOpt,
+    DatasetProjectOpt,
     JsonOpt,
     UserOpt,
     acting,
+    dataset_ref,
     emit,
     plain,
     progress,
@@ -32,8 +34,6 @@ app = typer.Typer(
 )
 
 app.add_typer(dataset_annotations.app, name="annotations")
-
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="The project (needed only when several have the dataset).")]
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -98,7 +98,7 @@ def _pins(settings: Settings, project: str, name: str, as_of: str | None) -> dic
 
 
 @app.command("list")
-def list_(project: ProjectOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def list_(project: DatasetProjectOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every dataset version with its status (published, withdrawn, failed, reserved)."""
     from lakehouse import datasets
 
@@ -118,7 +118,7 @@ def _line(v: Version) -> str:
 def show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@vN (default: the newest published version).")],
     diff: Annotated[str | None, typer.Option("--diff", help="Compare with this version (vM): members added and removed.")] = None,
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -126,8 +126,7 @@ def show(
     from lakehouse import datasets
 
     settings = settings_from(config)
-    name, number = datasets.parse_ref(ref)
-    where = datasets.project_of(settings, name, project)
+    where, name, number = dataset_ref(settings, ref, project, need_version=False)
     version = datasets.get_version(settings, where, name, number)
     if diff is not None:
         other = diff.strip().removeprefix("v")
@@ -154,7 +153,7 @@ def pull(
     to: Annotated[str, typer.Option("--to", help="Destination: a folder or s3://bucket/prefix (shared [s3] settings).")],
     split: Annotated[str | None, typer.Option("--split", help="Only this split's images (manifests and card always).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Only this format: dicom, nifti or png.")] = None,
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -164,8 +163,7 @@ def pull(
 
     settings = settings_from(config)
     who = acting(settings, user).name
-    name, number = datasets.parse_ref(ref)
-    where = datasets.project_of(settings, name, project)
+    where, name, number = dataset_ref(settings, ref, project, need_version=False)
     result = datasets.pull(settings, where, name, number, to, user=who, split=split, fmt=fmt)
     emit(result.to_dict(), as_json, f"pulled {result.version.ref}: {result.files} files, {result.bytes} bytes to {to}")
 
@@ -174,7 +172,7 @@ def pull(
 def withdraw(
     ref: Annotated[str, typer.Argument(help="NAME@vN to withdraw.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the version and shown to anyone who pulls).")],
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -184,9 +182,7 @@ def withdraw(
 
     settings = settings_from(config)
     who = acting(settings, user).name
-    name, number = datasets.parse_ref(ref)
-    if number is None:
-        raise datasets.DatasetError("withdraw takes NAME@vN")
-    where = datasets.project_of(settings, name, project)
+    where, name, number = dataset_ref(settings, ref, project, need_version=True)
+    assert number is not None
     version = datasets.withdraw(settings, where, name, number, user=who, reason=reason)
     emit(version.to_dict(), as_json, f"withdrew {version.ref}: {version.reason}")

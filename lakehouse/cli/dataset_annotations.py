@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from lakehouse.cli._common import ConfigOpt, JsonOpt, UserOpt, acting, emit, settings_from
-
-if TYPE_CHECKING:
-    from lakehouse.config import Settings
+from lakehouse.cli._common import (
+    ConfigOpt,
+    DatasetProjectOpt,
+    JsonOpt,
+    UserOpt,
+    acting,
+    dataset_ref,
+    emit,
+    settings_from,
+)
 
 app = typer.Typer(
     help="Labels back from labeling and training tools (NIfTI label maps, DICOM SEG, Label Studio "
     "exports), stored as DICOM SEG tied to the exact de-identified source slices of a dataset version.",
     no_args_is_help=True,
 )
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="The project (needed only when several have the dataset).")]
-
-
-def _ref(settings: Settings, ref: str, project: str | None, *, need_version: bool) -> tuple[str, str, int | None]:
-    from lakehouse import datasets
-
-    name, number = datasets.parse_ref(ref)
-    if need_version and number is None:
-        raise datasets.DatasetError(f"{ref}: give the version the labels were drawn on, NAME@vN")
-    return datasets.project_of(settings, name, project), name, number
 
 
 @app.command("import")
@@ -38,7 +34,7 @@ def import_(
     label_map: Annotated[Path | None, typer.Option("--label-map", help="YAML naming each label value with a coded concept.")] = None,
     annotator: Annotated[str | None, typer.Option("--annotator", help="Who drew them (stored only as a pseudonymous id).")] = None,
     status: Annotated[str, typer.Option("--status", help="final (supersedes earlier final labels of the series) or draft.")] = "final",
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -49,7 +45,7 @@ def import_(
 
     settings = settings_from(config)
     who = acting(settings, user).name
-    where, name, number = _ref(settings, ref, project, need_version=True)
+    where, name, number = dataset_ref(settings, ref, project, need_version=True)
     assert number is not None
     text = label_map.read_text(encoding="utf-8") if label_map else None
     result = import_annotations(settings, where, name, number, source, kind=kind, user=who, round_=round_,
@@ -62,7 +58,7 @@ def import_(
 @app.command("list")
 def list_(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@vN.")],
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -70,7 +66,7 @@ def list_(
     from lakehouse import datasets
 
     settings = settings_from(config)
-    where, name, number = _ref(settings, ref, project, need_version=False)
+    where, name, number = dataset_ref(settings, ref, project, need_version=False)
     rows = datasets.list_annotations(settings, where, name, number)
     lines = [
         f"{r['annotation_id'][:12]}  v{r['version']}  {r['status']:<10}  {r['round']}  {r['annotator_id']}  "
@@ -87,7 +83,7 @@ def export(
     as_: Annotated[str, typer.Option("--as", help="seg (the SEG objects) or nifti (label maps on the series' NIfTI grid).")],
     to: Annotated[Path, typer.Option("--to", help="Destination folder.")],
     drafts: Annotated[bool, typer.Option("--drafts", help="Also draft annotations.")] = False,
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     user: UserOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -97,7 +93,7 @@ def export(
 
     settings = settings_from(config)
     who = acting(settings, user).name
-    where, name, number = _ref(settings, ref, project, need_version=True)
+    where, name, number = dataset_ref(settings, ref, project, need_version=True)
     assert number is not None
     statuses = ("final", "draft") if drafts else ("final",)
     files = datasets.export_annotations(settings, where, name, number, as_=as_, to=to, user=who, statuses=statuses)
@@ -108,7 +104,7 @@ def export(
 def agreement(
     ref: Annotated[str, typer.Argument(help="NAME@vN.")],
     round_: Annotated[str | None, typer.Option("--round", help="Only this round.")] = None,
-    project: ProjectOpt = None,
+    project: DatasetProjectOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -116,7 +112,7 @@ def agreement(
     from lakehouse import datasets
 
     settings = settings_from(config)
-    where, name, number = _ref(settings, ref, project, need_version=True)
+    where, name, number = dataset_ref(settings, ref, project, need_version=True)
     assert number is not None
     rows = datasets.annotation_agreement(settings, where, name, number, round_=round_)
     lines = [f"{r['series']}  {r['a'][:12]} ({r['a_round']}) vs {r['b'][:12]} ({r['b_round']})  "

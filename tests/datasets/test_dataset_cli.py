@@ -102,4 +102,4 @@ def test_annotations_on_the_command_line(lh: Prepared, tmp_path: Path) -> None:
     assert run_json(lh, "dataset", "annotations", "agreement", "ct@v1") == {"agreement": []}
     refused = lakehouse_cli(lh.config, "dataset", "annotations", "import", "ct", "--from", str(maps), "--kind", "nifti",
                             "--user", "leo")
-    assert reason_lines(refused.stderr) == ["lakehouse: ct: give the version the labels were drawn on, NAME@vN"]
+    assert reason_lines(refused.stderr) == ["lakehouse: ct: this command takes NAME@vN"]
