@@ -60,18 +60,18 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def timed_process(argv: list[str], **popen: Any) -> tuple[float, float, str]:
+def timed_process(argv: list[str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB, from ``wait4``) and stdout of one child process."""
-    out = tempfile.TemporaryFile()
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, **popen)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    err = process.stderr.read().decode() if process.stderr else ""
-    if status != 0:
-        raise SystemExit(f"{' '.join(argv[:4])} failed: {err[-3000:]}")
-    out.seek(0)
-    return seconds, usage.ru_maxrss / 1024, out.read().decode()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if status != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(argv[:4])} failed: {err.read().decode()[-3000:]}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
 def cli(config: Path, *args: str) -> list[str]:
@@ -140,6 +140,21 @@ def research_files(config: Path, wanted: set[str]) -> dict[str, list[str]]:
         if uid in wanted:
             files[uid].append(str(config.parent / "research" / key))
     return files
+
+
+def child_setup(plan: Path, *, series: int, slices: int, size: int, workers: int) -> None:
+    """The setup, in a child so that the parent (which forks the timed processes) stays small:
+    a forked child's peak RSS starts at its parent's. Writes the plan of the timed sides."""
+    config, times = build_lake(plan.parent / "lh", series=series, slices=slices, size=size, workers=workers)
+    maps = draw_label_maps(plan.parent / "lh", plan.parent / "maps", slices)
+    if len(maps) != series:
+        raise SystemExit(f"expected {series} CT NIfTI volumes of {slices} slices in {DATASET}@v1, found {len(maps)}")
+    sources = research_files(config, set(maps))
+    plan.write_text(json.dumps({
+        "config": str(config), "times": times, "out": str(plan.parent / "bare"),
+        "maps": {uid: str(path) for uid, path in maps.items()},
+        "series": [{"label_map": str(maps[uid]), "sources": sources[uid]} for uid in sorted(maps)],
+    }))
 
 
 # --- the bare highdicom loop (a child process) -----------------------------------------------------------
@@ -242,29 +257,29 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--child-bare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-setup", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_bare:
-        child_bare(args.child_bare)
-        return
     count = args.series or (4 if args.small else 20)
     slices = args.slices or (40 if args.small else 200)
     size = args.size or (256 if args.small else 512)
+    if args.child_bare:
+        child_bare(args.child_bare)
+        return
+    if args.child_setup:
+        child_setup(args.child_setup, series=count, slices=slices, size=size, workers=args.workers)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-annotations-"))
     report: dict[str, Any] = {"series": count, "slices": slices, "size": size, "cpus": os.cpu_count()}
     try:
-        config, report["setup"] = build_lake(work / "lh", series=count, slices=slices, size=size, workers=args.workers)
-        maps = draw_label_maps(work / "lh", work / "maps", slices)
-        if len(maps) != count:
-            raise SystemExit(f"expected {count} CT NIfTI volumes of {slices} slices in {DATASET}@v1, found {len(maps)}")
-        sources = research_files(config, set(maps))
-        for path in [*maps.values(), *(Path(p) for files in sources.values() for p in files)]:
-            path.read_bytes()  # warm the page cache for both sides alike
-        print(f"{count} series x {slices} slices of {size}x{size}; setup {report['setup']}", flush=True)
-
-        (work / "bare").mkdir()
         plan = work / "plan.json"
-        plan.write_text(json.dumps({"out": str(work / "bare"), "series": [
-            {"label_map": str(maps[uid]), "sources": sources[uid]} for uid in sorted(maps)]}))
+        subprocess.run([sys.executable, __file__, "--child-setup", str(plan), "--series", str(count), "--slices",
+                        str(slices), "--size", str(size), "--workers", str(args.workers)], check=True)
+        setup = json.loads(plan.read_text())
+        config, maps, report["setup"] = Path(setup["config"]), setup["maps"], setup["times"]
+        for path in [*maps.values(), *(p for item in setup["series"] for p in item["sources"])]:
+            Path(path).read_bytes()  # warm the page cache for both sides alike
+        print(f"{count} series x {slices} slices of {size}x{size}; setup {report['setup']}", flush=True)
+        (work / "bare").mkdir()
         importing = cli(config, "dataset", "annotations", "import", f"{DATASET}@v1", "--from", str(work / "maps"),
                         "--kind", "nifti", "--user", "leo", "--json")
         sides = {
