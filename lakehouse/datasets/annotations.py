@@ -3,7 +3,7 @@ to the exact de-identified source slices of a dataset version, with ``annotation
 ``annotation_segments`` rows in the project's research zone.
 
 Every input is first turned into a label volume in the voxel order of the series' NIfTI (the
-geometry ``nifti.series_to_nifti`` derives from the research objects, the same one the
+geometry ``nifti.series_grid`` derives from the research objects, the same one the
 dataset's NIfTI files have), checked against that geometry, never resampled or guessed; then
 written as a SEG whose frames reference the source SOP Instance UIDs. A SEG that carries any
 source identifier of its series (from the restricted lineage) or the annotator's name is
@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +33,8 @@ from lakehouse.datasets.agreement import agreement
 from lakehouse.datasets.labels import LabelMap, check_geometry, default_label_map, parse_label_map
 from lakehouse.datasets.labelstudio import ImageMask, read_labelstudio_export
 from lakehouse.datasets.model import Unconvertible
-from lakehouse.datasets.nifti import label_map_nifti, series_to_nifti
-from lakehouse.datasets.seg import read_seg, segment_stats, write_seg
+from lakehouse.datasets.nifti import label_map_nifti, series_grid
+from lakehouse.datasets.seg import label_values, read_seg, segment_stats, write_seg
 from lakehouse.errors import Refused
 from lakehouse.quality.forbidden import ForbiddenMatcher
 from lakehouse.storage import open_zone
@@ -82,6 +82,23 @@ class _Labels:
     volume: np.ndarray
     label_map: LabelMap
     annotator: str
+    origin: str  # the input file (and series), for a refusal
+
+
+class _LastGeometry:
+    """The geometry of the series being imported. Inputs come series by series, so only the
+    last one is kept: memory stays at one series' objects whatever the import's size."""
+
+    def __init__(self, settings: Settings, project: str) -> None:
+        self.settings = settings
+        self.project = project
+        self.last: tuple[str, _Geometry] | None = None
+
+    def __call__(self, series: _Series) -> _Geometry:
+        if self.last is None or self.last[0] != series.series_instance_uid:
+            self.last = None  # let the previous series' objects go before reading the next
+            self.last = (series.series_instance_uid, _series_geometry(self.settings, self.project, series))
+        return self.last[1]
 
 
 def import_annotations(
@@ -100,19 +117,16 @@ def import_annotations(
     label_map = parse_label_map(label_map_text) if label_map_text else None
     series = _version_series(settings, project, name, found.version)
     result = ImportResult()
-    geometries: dict[str, _Geometry] = {}
-
-    def geometry(s: _Series) -> _Geometry:
-        if s.series_instance_uid not in geometries:
-            geometries[s.series_instance_uid] = _series_geometry(settings, project, s)
-        return geometries[s.series_instance_uid]
-
-    inputs = _read_inputs(settings, project, name, found.version, source, kind, series, geometry, label_map,
-                          annotator, result)
+    geometry = _LastGeometry(settings, project)
     rows, segments = [], []
-    for labels in inputs:
-        made = _store(settings, project, name, found.version, labels, geometry(labels.series), round_, kind,
-                      status, pseudonym(labels.annotator or "unknown"), labels.annotator)
+    for labels in _read_inputs(settings, project, name, found.version, source, kind, series, geometry, label_map,
+                               annotator, result):
+        try:
+            made = _store(settings, project, name, found.version, labels, geometry(labels.series), round_, kind,
+                          status, pseudonym(labels.annotator or "unknown"), labels.annotator)
+        except Unconvertible as exc:
+            result.refused.append({"file": labels.origin, "code": exc.code, "reason": exc.reason})
+            continue
         rows.append(made[0])
         segments += made[1]
     if rows:
@@ -134,16 +148,17 @@ def _read_inputs(
     settings: Settings, project: str, name: str, version: int, source: Path, kind: str,
     series: dict[str, _Series], geometry: Callable[[_Series], _Geometry], label_map: LabelMap | None,
     annotator: str | None, result: ImportResult,
-) -> list[_Labels]:
+) -> Iterator[_Labels]:
+    """The label volumes of the inputs, one at a time (files in name order); what does not fit
+    is added to ``result.refused``."""
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     if not files:
         raise Refused(f"nothing to import under {source.name}")
-    found: list[_Labels] = []
     if kind == "labelstudio":
         for path in files:
-            found += _from_labelstudio(settings, project, name, version, path, series, geometry, label_map,
-                                       annotator, result)
-        return found
+            yield from _from_labelstudio(settings, project, name, version, path, series, geometry, label_map,
+                                         annotator, result)
+        return
     by_case = {layout.case_id(uid): s for uid, s in series.items()}
     for path in files:
         try:
@@ -153,18 +168,19 @@ def _read_inputs(
                 if target is None:
                     raise Unconvertible("unknown_case", f"{path.name} names no series of the version (case ids: nnU-Net's)")
                 volume = check_geometry(path.read_bytes(), geometry(target).sidecar)
-                values = sorted(int(v) for v in np.unique(volume) if v)
-                found.append(_Labels(target, volume, label_map or default_label_map(values), annotator or "unknown"))
+                chosen = label_map or default_label_map(label_values(volume))
+                labels = _Labels(target, volume, chosen, annotator or "unknown", path.name)
             else:
                 data = path.read_bytes()
                 target = _seg_series(data, series)
                 sidecar = geometry(target).sidecar
                 volume, defs = read_seg(data, sidecar["slices"], shape=sidecar["shape"])
                 chosen = label_map or LabelMap(tuple(defs[n] for n in sorted(defs)))
-                found.append(_Labels(target, volume, chosen, annotator or _content_creator(data)))
+                labels = _Labels(target, volume, chosen, annotator or _content_creator(data), path.name)
         except Unconvertible as exc:
             result.refused.append({"file": path.name, "code": exc.code, "reason": exc.reason})
-    return found
+            continue
+        yield labels
 
 
 def _seg_series(data: bytes, series: dict[str, _Series]) -> _Series:
@@ -189,7 +205,7 @@ def _from_labelstudio(
     settings: Settings, project: str, name: str, version: int, path: Path, series: dict[str, _Series],
     geometry: Callable[[_Series], _Geometry], label_map: LabelMap | None, annotator: str | None,
     result: ImportResult,
-) -> list[_Labels]:
+) -> Iterator[_Labels]:
     """One label volume per series and annotator from the masks of a Label Studio export."""
     store = open_zone(settings, "datasets")
     tasks_key = layout.version_prefix(project, name, version) + layout.MANIFEST_FILES["labelstudio"][0]
@@ -210,13 +226,14 @@ def _from_labelstudio(
     for mask in masks:
         who = annotator or mask.annotator or "unknown"
         grouped[(series_of[mask.sop_instance_uid].series_instance_uid, who)].append(mask)
-    found = []
     for (uid, who), items in sorted(grouped.items()):
+        origin = f"{path.name} (series {uid})"
         try:
-            found.append(_Labels(series[uid], _painted(geometry(series[uid]).sidecar, items, number), chosen, who))
+            volume = _painted(geometry(series[uid]).sidecar, items, number)
         except Unconvertible as exc:
-            result.refused.append({"file": f"{path.name} (series {uid})", "code": exc.code, "reason": exc.reason})
-    return found
+            result.refused.append({"file": origin, "code": exc.code, "reason": exc.reason})
+            continue
+        yield _Labels(series[uid], volume, chosen, who, origin)
 
 
 def _painted(sidecar: dict[str, Any], masks: list[ImageMask], number: dict[str, int]) -> np.ndarray:
@@ -257,7 +274,7 @@ def _series_geometry(settings: Settings, project: str, series: _Series) -> _Geom
         raise Refused("instances of the dataset version are no longer in the research zone (purged)")
     research = open_zone(settings, "research")
     sources = [pydicom.dcmread(io.BytesIO(research.get(key))) for key in sorted(instances.column("object_key").to_pylist())]
-    return _Geometry(sources, series_to_nifti(sources).sidecar)
+    return _Geometry(sources, series_grid(sources))
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -273,10 +290,9 @@ def _store(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     series = labels.series
     concepts = json.dumps([[d.number, d.label, list(d.category), list(d.type)] for d in labels.label_map.segments])
-    digest = hashlib.sha256(
-        f"{name}@v{version}|{series.series_instance_uid}|{round_}|{annotator_id}|{concepts}|".encode()
-        + np.ascontiguousarray(labels.volume).tobytes()
-    ).hexdigest()[:32]
+    hasher = hashlib.sha256(f"{name}@v{version}|{series.series_instance_uid}|{round_}|{annotator_id}|{concepts}|".encode())
+    hasher.update(np.ascontiguousarray(labels.volume.transpose(2, 1, 0), dtype=np.uint16).data.cast("B"))  # (k, row, col)
+    digest = hasher.hexdigest()[:32]
     seg = write_seg(
         labels.volume, geometry.sources, geometry.sidecar["slices"], labels.label_map,
         series_instance_uid=_uid("seg-series", digest), sop_instance_uid=_uid("seg-instance", digest),

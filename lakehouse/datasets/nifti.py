@@ -85,30 +85,44 @@ class _Geometry:
 
 def series_to_nifti(datasets: Sequence[pydicom.Dataset]) -> NiftiResult:
     """The series as a volume, or ``Unconvertible`` saying why it cannot be one."""
-    slices = _slices(datasets)
-    geometry = _geometry(slices)
+    geometry = _geometry(_slices(datasets))
     volume = _voxels(geometry.order)
-    columns, rows, depth = geometry.order[0].columns, geometry.order[0].rows, len(geometry.order)
-    shape = (columns, rows, depth)
-    image = _nii_gz(volume, shape, geometry)
+    shape = _shape(geometry)
     sidecar = {
-        "SeriesInstanceUID": str(datasets[0].get("SeriesInstanceUID") or ""),
-        "slices": [
-            {"index": k, "SOPInstanceUID": s.sop_instance_uid, "frame": s.frame} for k, s in enumerate(geometry.order)
-        ],
-        "affine": [[float(v) for v in row] for row in geometry.affine],
-        "spacing": list(geometry.spacing),
-        "shape": list(shape),
+        **_grid(datasets, geometry),
         "datatype": str(volume.dtype),
         "rescale": "modality LUT applied to the stored voxels (scl_slope 1, scl_inter 0)",
-        "slice_spacing_from": geometry.slice_spacing_from,
         "converter": {
             "name": "lakehouse.datasets.nifti",
             "version": lakehouse.__version__,
             "libraries": {"nibabel": nibabel.__version__, "numpy": np.__version__, "pydicom": pydicom.__version__},
         },
     }
-    return NiftiResult(image=image, sidecar=sidecar, shape=shape)
+    return NiftiResult(image=_nii_gz(volume, shape, geometry), sidecar=sidecar, shape=shape)
+
+
+def series_grid(datasets: Sequence[pydicom.Dataset]) -> dict[str, Any]:
+    """The grid ``series_to_nifti`` would put the series on (slices k -> SOP UID and frame,
+    affine, spacing, shape), from the headers alone: no voxel is decoded. Same refusals."""
+    return _grid(datasets, _geometry(_slices(datasets)))
+
+
+def _shape(geometry: _Geometry) -> tuple[int, int, int]:
+    first = geometry.order[0]
+    return (first.columns, first.rows, len(geometry.order))
+
+
+def _grid(datasets: Sequence[pydicom.Dataset], geometry: _Geometry) -> dict[str, Any]:
+    return {
+        "SeriesInstanceUID": str(datasets[0].get("SeriesInstanceUID") or ""),
+        "slices": [
+            {"index": k, "SOPInstanceUID": s.sop_instance_uid, "frame": s.frame} for k, s in enumerate(geometry.order)
+        ],
+        "affine": [[float(v) for v in row] for row in geometry.affine],
+        "spacing": list(geometry.spacing),
+        "shape": list(_shape(geometry)),
+        "slice_spacing_from": geometry.slice_spacing_from,
+    }
 
 
 def _slices(datasets: Sequence[pydicom.Dataset]) -> list[_Slice]:

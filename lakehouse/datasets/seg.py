@@ -63,8 +63,7 @@ def write_seg(
         raise Unconvertible("shape_mismatch", f"label volume has shape {list(label_volume.shape)} for {len(slices)} slices")
     if not label_map.segments:
         raise Unconvertible("no_labels", "the label map describes no segment")
-    values = np.unique(label_volume)
-    unknown = sorted(int(v) for v in values if v and int(v) not in label_map.numbers)
+    unknown = [v for v in label_values(label_volume) if v not in label_map.numbers]
     if unknown:
         raise Unconvertible("unknown_label", f"label values {unknown[:5]} are not in the label map")
     images, pixels = _frames(label_volume, sources, slices)
@@ -275,8 +274,18 @@ def _referenced_slice(
     return found.pop() if len(found) == 1 else None
 
 
+def label_values(label_volume: np.ndarray) -> list[int]:
+    """The non-zero label values present, ascending (one counting pass in memory order)."""
+    return [int(v) for v in np.flatnonzero(_counts(label_volume)) if v]
+
+
+def _counts(label_volume: np.ndarray) -> np.ndarray:
+    """Voxels per label value. ``ravel(order="K")`` keeps a NIfTI (Fortran order) volume uncopied."""
+    return np.bincount(np.asarray(label_volume, dtype=np.uint16).ravel(order="K"))
+
+
 def segment_stats(label_volume: np.ndarray, spacing_mm: Sequence[float]) -> dict[int, tuple[int, float]]:
     """Voxel count and volume in millilitres of every non-zero label value present."""
-    counts = np.bincount(np.asarray(label_volume, dtype=np.int64).ravel())
+    counts = _counts(label_volume)
     voxel_ml = float(np.prod([float(s) for s in spacing_mm])) / 1000.0
     return {n: (int(c), int(c) * voxel_ml) for n, c in enumerate(counts) if n and c}
