@@ -217,10 +217,10 @@ def _plan(
 ) -> tuple[list[_Planned], list[Exclusion], dict[str, SourceRequest]]:
     """Members of the selected series whose requests are still approved and unexpired."""
     wanted = set(chosen)
-    series_rows = [r for r in sources.read("series").to_pylist() if r["SeriesInstanceUID"] in wanted]
+    series_rows = sources.read("series", filters=[("SeriesInstanceUID", "in", wanted)]).to_pylist()
     study_ids = {r["StudyInstanceUID"] for r in series_rows}
     studies = {r["StudyInstanceUID"]: r for r in sources.read(
-        "studies", columns=["StudyInstanceUID", "PatientID"]).to_pylist() if r["StudyInstanceUID"] in study_ids}
+        "studies", columns=["StudyInstanceUID", "PatientID"], filters=[("StudyInstanceUID", "in", study_ids)]).to_pylist()}
     instances = sources.read("instances", columns=_INSTANCE_COLUMNS, filters=[("SeriesInstanceUID", "in", wanted)])
     by_series: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in instances.to_pylist():
@@ -284,7 +284,9 @@ def _value(series_row: dict[str, Any], study_rows: dict[str, dict[str, Any]], co
 
 def _assign_splits(settings: Settings, options: BuildOptions, planned: list[_Planned], sources: Sources) -> None:
     """Each member takes its patient's split; new patients are assigned and recorded first."""
-    study_rows = {r["StudyInstanceUID"]: r for r in sources.read("studies").to_pylist()}
+    study_ids = {p.study_instance_uid for p in planned}
+    study_rows = {r["StudyInstanceUID"]: r for r in sources.read(
+        "studies", filters=[("StudyInstanceUID", "in", study_ids)]).to_pylist()}
     known = set(sources.snapshots["series"].dataset().schema.names) | set(
         sources.snapshots["studies"].dataset().schema.names)
     unknown = [c for c in options.stratify if c not in known]
