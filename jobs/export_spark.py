@@ -6,7 +6,10 @@ The operator is the identity of the configured mode (``[identity] mode``): ``--u
 repeat it, except in mode ``asserted``.
 
 Workers read, de-identify and stage objects and Parquet files; the driver
-gates and commits to Delta through deltalake (no Delta jars needed).
+gates and commits to Delta through deltalake (no Delta jars needed). Executors need
+lakehouse: ship the wheel (``--py-files``) or a packed venv (``--archives``), see the README.
+They find the project key and their zone credentials themselves; no task carries them.
+Progress goes to stderr as a log line every ``[export] progress_log_seconds``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pyspark.sql import SparkSession
 from lakehouse.config import load_settings
 from lakehouse.errors import LakehouseError
 from lakehouse.export import run_export
+from lakehouse.export.progress import log_to_stderr, logged_progress
 from lakehouse.governance.identity import ASSERTED_WARNING, current_identity
 
 
@@ -38,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lakehouse: {exc}", file=sys.stderr)
         return exc.exit_code
     spark = SparkSession.builder.appName(f"lakehouse-export-{args.request_id}").getOrCreate()
+    log_to_stderr()
     try:
-        outcome = run_export(settings, args.request_id, user=operator, engine="spark", spark=spark)
+        with logged_progress(settings.export.progress_log_seconds) as progress:
+            outcome = run_export(
+                settings, args.request_id, user=operator, engine="spark", spark=spark,
+                progress=progress.advance, on_plan=progress.plan,
+            )
     except LakehouseError as exc:
         print(f"lakehouse: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,13 @@ import pyarrow.compute as pc
 
 from lakehouse import datasets, governance, lake
 from lakehouse.catalog import SyncResult, catalog_stats
-from lakehouse.config import Settings, init_root, load_settings
+from lakehouse.config import PolicySettings, Settings, init_root, load_settings
 from lakehouse.datasets import layout
+from lakehouse.deid.risk import FloorDecision
 from lakehouse.export import ExportOutcome, run_export
+from lakehouse.export.keys import load_project_key
+from lakehouse.governance.cohort import read_catalog
+from lakehouse.governance.risk import cohort_risk
 from lakehouse.synth import synthesize_archive
 from lakehouse.workflows import import_annotations, sync_catalog_audited
 
@@ -48,6 +52,9 @@ segments:
     category: {value: "91723000", scheme: SCT, meaning: Anatomical structure}
     type: {value: "38266002", scheme: SCT, meaning: Entire body as a whole}
 """
+#: The demo's k-anonymity floor: off. Six synthetic patients with shifted study years cannot be
+#: 5-anonymous; the demo measures k and prints what the default floor would decide.
+DEMO_MIN_K = 1
 OPTIONS = ["retain-modified-dates", "clean-descriptors", "clean-structured-content", "clean-graphics"]
 #: What the demo counts, as SQL to try in DuckDB or Spark; the demo computes it with Arrow.
 QUERY = (
@@ -80,6 +87,7 @@ class DemoResult:
     export: ExportOutcome
     per_modality: list[tuple[str | None, int, int]]  # (modality, instances, studies), as QUERY
     dataset: datasets.BuildResult
+    at_default_floor: FloorDecision  # what [policy] min_k 5 would decide for the export
     annotations: list[dict[str, Any]]  # rows of the annotations table, with their segments
 
     @property
@@ -97,13 +105,14 @@ class DemoResult:
             "sample_query": QUERY,
             "sample_result": [list(row) for row in self.per_modality],
             "dataset": self.dataset.to_dict(),
+            "risk_at_default_floor": self.at_default_floor.to_dict(),
             "annotations": self.annotations,
         }
 
 
 def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Progress = no_progress) -> DemoResult:
     """Create a demo root in ``directory`` and run the flow end to end."""
-    config_path = init_root(directory, roles=ROLES, identity_mode="asserted")
+    config_path = init_root(directory, roles=ROLES, identity_mode="asserted", min_k=DEMO_MIN_K)
     settings = load_settings(config_path)
     written = synthesize_archive(settings.archive.local_path, patients=patients, seed=seed)
     with progress("cataloging", len(written)) as advance:
@@ -121,6 +130,10 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
     governance.approve(settings, request.id, user="demo-approver", expires=date.today() + timedelta(days=30))
     with progress("exporting", None) as advance:
         outcome = run_export(settings, request.id, user="demo-operator", progress=advance)
+    default_policy = replace(settings, policy=replace(settings.policy, min_k=PolicySettings().min_k))
+    at_default_floor = cohort_risk(
+        default_policy, read_catalog(settings), OPTIONS, key=load_project_key(settings, PROJECT)
+    )
     instances = lake.table(settings, "instances", project=PROJECT).read(
         columns=["Modality", "SOPInstanceUID", "StudyInstanceUID"]
     )
@@ -145,6 +158,7 @@ def run_demo(directory: Path, *, patients: int = 6, seed: int = 7, progress: Pro
         export=outcome,
         per_modality=count_per_modality(instances),
         dataset=dataset,
+        at_default_floor=at_default_floor,
         annotations=datasets.list_annotations(settings, PROJECT, DATASET, dataset.version.version),
     )
 

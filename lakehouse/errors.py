@@ -5,7 +5,8 @@
     ├── StorageError               object-store failures
     │   ├── TransientStorageError  worth retrying (5xx, timeouts, throttling)
     │   └── PermanentStorageError  not worth retrying (403, 404, bad bucket)
-    │       └── ObjectNotFound
+    │       ├── ObjectNotFound
+    │       └── ObjectArchived     in an archive storage tier: no GET until a restore
     ├── DicomParseError            an object is not (readable) DICOM; carries a reason code
     ├── Refused                    a governed action is not allowed (role, state, policy)
     │   └── LeaseHeld              another process writes the project now (lakehouse.export.errors)
@@ -53,6 +54,11 @@ class PermanentStorageError(StorageError):
 
 class ObjectNotFound(PermanentStorageError):
     pass
+
+
+class ObjectArchived(PermanentStorageError):
+    """The object sits in an archive storage tier (S3 ``InvalidObjectState``): it cannot be
+    read until a restore makes a temporary copy. A state to wait in, not a failure."""
 
 
 class DicomParseError(LakehouseError):

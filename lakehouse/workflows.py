@@ -20,8 +20,10 @@ from lakehouse import datasets, governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
 from lakehouse.deid import pseudonymize_id
+from lakehouse.errors import LakehouseError
 from lakehouse.export import PurgeResult, export_runs, purge_patient, purge_request, void_request_runs
 from lakehouse.export.keys import load_project_key
+from lakehouse.lake.registration import CATALOGS, Registration, register_glue
 
 _ANNOTATOR_ID = re.compile(r"^ann-[a-z2-7]{16}$")  # ours already (a SEG of ours imported again)
 
@@ -124,3 +126,21 @@ def import_annotations(
         pseudonym=lambda person: person if _ANNOTATOR_ID.match(person) else (
             "ann-" + pseudonymize_id(person, key, "annotator").lower()),
     )
+
+
+def register_tables(
+    settings: Settings, project: str, *, user: str, catalog: str = "glue", database: str | None = None
+) -> list[Registration]:
+    """``tables register``: the project's research and datasets tables in a catalog (operators
+    and admins), each registration recorded in the audit chain as it lands."""
+    governance.require_role(settings, user, "operators", "admins")
+    if catalog not in CATALOGS:
+        raise LakehouseError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOGS)}")
+
+    def audit(done: Registration) -> None:
+        governance.append_audit(
+            settings, user=user, action="tables.register",
+            details={"project": project, "catalog": catalog, **done.to_dict()},
+        )
+
+    return register_glue(settings, project, database=database, on_registered=audit)

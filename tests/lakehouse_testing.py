@@ -118,9 +118,11 @@ class Prepared:
 
 def set_sections(config: Path, **sections: dict) -> None:
     """Update sections of a config; test roots act under typed names (identity mode
-    ``asserted``) unless a test sets ``identity`` itself."""
+    ``asserted``) unless a test sets ``identity`` itself, and with the k-anonymity floor off
+    (``[policy] min_k = 1``: their cohorts are a few synthetic patients) unless the call sets it."""
     data = tomllib.loads(config.read_text())
     data.setdefault("identity", {})["mode"] = "asserted"
+    data.setdefault("policy", {})["min_k"] = 1
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     config.write_text(render_config(data))

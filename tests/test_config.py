@@ -139,7 +139,7 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         ("[archive]\nname = 'x'\n", r"unknown key 'name' in \[archive\]; valid: 'endpoint_url', .*'uri'"),
         ("[expor]\nworkers = 2\n", r"unknown section \[expor\]; did you mean \[export\]\?"),
         ("[identitty]\nmode = 'os'\n", r"unknown section \[identitty\]; did you mean \[identity\]\?"),
-        ("[signers]\nkeys = []\n", r"unknown section \[signers\]; valid: \[archive\], .*\[export\]$"),
+        ("[signers]\nkeys = []\n", r"unknown section \[signers\]; valid: \[archive\], .*\[export\]"),
         ('approvers = ["bob"]\n', r"key 'approvers' must sit in a \[section\]; did you mean \[roles\] approvers\?"),
     ],
 )

@@ -20,6 +20,11 @@ from deltalake import DeltaTable
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 KERNEL_NAME = "lakehouse-venv"
+# What each notebook's plan cell shows when the keyword filter is pushed into the table scan.
+PUSHDOWN_PLANS = {
+    "query_duckdb.ipynb": """Filters:"keyword"='ConvolutionKernel'""",
+    "query_polars.ipynb": 'SELECTION:col("keyword")==',
+}
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +144,11 @@ def check_outputs(notebook: nbformat.NotebookNode, expected: dict[str, object]) 
 def test_notebook_runs_and_shows_the_lake(
     name: str, research_tables: Path, kernel_dirs: list[str], expected: dict[str, object], tmp_path: Path
 ) -> None:
-    check_outputs(execute(name, research_tables, kernel_dirs, tmp_path), expected)
+    notebook = execute(name, research_tables, kernel_dirs, tmp_path)
+    check_outputs(notebook, expected)
+    if name in PUSHDOWN_PLANS:
+        plan = output_text(notebook, "pushdown-plan")
+        assert PUSHDOWN_PLANS[name] in plan.replace(" ", ""), plan  # the filter sits inside the scan
 
 
 @pytest.mark.spark
@@ -158,4 +167,4 @@ def test_notebooks_are_committed_clean() -> None:
         nbformat.validate(notebook)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
         assert all(not cell.outputs and cell.execution_count is None for cell in code), name
-        assert 8 <= len(notebook.cells) <= 15, (name, len(notebook.cells))
+        assert 8 <= len(notebook.cells) <= 17, (name, len(notebook.cells))

@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse import lake
+from lakehouse import lake, lineage
 from lakehouse.config import Settings
 from lakehouse.dicom.header import ERROR, Header, read_header
 from lakehouse.errors import LakehouseError, StorageError
@@ -80,6 +80,7 @@ class _Known:
     duplicate: bool
 
 
+@lineage.emits(lineage.CATALOG_SYNC)
 def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None = None) -> SyncResult:
     """Bring the catalog up to date with the archive; see the module docstring."""
     started = time.monotonic()
@@ -99,6 +100,10 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
     result = SyncResult()
     reasons: Counter[str] = Counter()
     listed: set[str] = set()
+    # A lifecycle rule moves an object to another storage class without changing its ETag:
+    # such rows get the listed class (no read), so reviews price what the archive holds now.
+    stored_classes = catalog.table.column("storage_class").to_pylist()
+    reclassified: list[dict[str, Any]] = []
 
     def to_read() -> Iterator[ObjectInfo]:
         for info in archive.list():
@@ -107,6 +112,8 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
             seen = known.get(info.key)
             if seen and not seen.deleted and seen.etag == info.etag and seen.size == info.size:
                 result.unchanged += 1
+                if info.storage_class and info.storage_class != stored_classes[catalog.position[info.key]]:
+                    reclassified.append({**catalog.full_row(info.key), "storage_class": info.storage_class})
                 if progress:
                     progress(1)
                 continue
@@ -163,7 +170,7 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
                     {**catalog.full_row(key), "deleted": True, "duplicate_sop_instance": False, "scanned_at": _now()}
                 )
                 result.deleted += 1
-        _commit(location, tombstones, catalog, result, final=True)
+        _commit(location, tombstones + reclassified, catalog, result, final=True)
 
     result.duplicates = sum(1 for seen in known.values() if seen.duplicate and not seen.deleted)
     result.failure_reasons = dict(sorted(reasons.items()))

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lakehouse import __version__
-from lakehouse.cli import audit, catalog, dataset, deid, export, keys, optout, request, setup, synth
+from lakehouse.cli import audit, catalog, dataset, deid, export, keys, optout, request, setup, synth, tables
 from lakehouse.cli._common import report_failure
 from lakehouse.errors import LakehouseError
 
@@ -58,6 +58,7 @@ app.add_typer(optout.app, name="optout")
 app.add_typer(export.app, name="export")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(audit.app, name="audit")
+app.add_typer(tables.app, name="tables")
 keys.register(app)
 deid.register(app)
 

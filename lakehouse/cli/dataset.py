@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -81,6 +81,7 @@ def build(
         f"{counts['patients']} patients ({per_split}), {result.files} files"),
         f"  at {result.location}",
         f"  {counts['exclusions']} exclusions (see `lakehouse dataset show {name}@v{result.version.version}`)",
+        *_risk_lines(result.version.details),
         f"  pull it: lakehouse dataset pull {name}@v{result.version.version} --to DIR",
     ])
 
@@ -142,9 +143,18 @@ def show(
     for key in ("sources", "selection", "options", "counts", "requests"):
         if key in version.details:
             lines.append(f"  {key}: {plain(version.details[key])}")
+    lines += _risk_lines(version.details)
     lines += [f"  excluded {e['format']} {e['series'] or e['member']}: {e['code']}: {e['reason']}"
               for e in version.details.get("exclusions", [])]
     emit(version.to_dict(), as_json, lines)
+
+
+def _risk_lines(details: dict[str, Any]) -> list[str]:
+    """k of the version over the quasi-identifiers its members carry (older versions have none)."""
+    from lakehouse.governance.cohort import risk_line
+
+    risk = details.get("risk")
+    return [f"  k-anonymity: {risk_line(risk)}"] if risk else []
 
 
 @app.command()

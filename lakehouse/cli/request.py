@@ -20,8 +20,10 @@ from lakehouse.cli._common import (
     show_on_stderr,
     timestamp,
 )
+from lakehouse.cli._tiers import cost_lines
 from lakehouse.governance.cohort import load_cohort_file
-from lakehouse.governance.review import Review
+from lakehouse.governance.cost import cohort_cost
+from lakehouse.governance.review import Review, column_cells
 from lakehouse.governance.review_html import render_html
 
 app = typer.Typer(
@@ -76,7 +78,6 @@ def _review_lines(review: Review) -> list[str]:
         cells = ", ".join(f"{value} {studies} studies/{n} instances" for value, studies, n in breakdown.rows)
         lines.append(f"    by {breakdown.attribute}: {cells or 'nothing'}")
     lines += [
-        f"    by site: {review.site}",
         f"  burned-in risk: {review.burned_in_risk} instances; opted-out instances excluded: {review.opted_out_excluded}",
         f"  de-identification: {review.profile}",
         *(f"    option {o.name} ({o.meaning}) keeps: {o.keeps}" for o in review.options),
@@ -98,6 +99,10 @@ def _review_lines(review: Review) -> list[str]:
         lines.append(
             f"  read with warnings: {warned}; quarantined at export for certain: {review.unexportable}"
         )
+    if review.cost is not None:
+        lines += cost_lines(review.cost)
+    if review.risk is not None:
+        lines += review.risk.lines()
     return lines
 
 
@@ -129,11 +134,12 @@ def submit(
         cohort=load_cohort_file(cohort),
         options=option or [],
     )
-    preview = governance.preview(settings, req.cohort)
+    preview = governance.preview(settings, req.cohort, req.options)
+    cost = cohort_cost(settings, req.cohort, suppress=column_cells)
     emit(
-        {"id": req.id, "status": req.status, "preview": preview.to_dict()},
+        {"id": req.id, "status": req.status, "preview": preview.to_dict(), "cost": cost.to_dict()},
         as_json,
-        [req.id, f"preview: {preview.summary_line()}"],
+        [req.id, f"preview: {preview.summary_line()}", *cost_lines(cost)],
     )
 
 

@@ -14,6 +14,7 @@ from lakehouse.config import exposed_restricted_folder, init_root
 
 if TYPE_CHECKING:
     from lakehouse.datasets import BuildResult
+    from lakehouse.demo import DemoResult
 
 
 def register(app: typer.Typer) -> None:
@@ -66,11 +67,13 @@ def demo(
             f"request {result.request_id}: submitted by demo-requester, approved by demo-approver",
             f"export {state.run_id}: {state.exported} objects exported, quarantined: "
             + (", ".join(f"{reason} {n}" for reason, n in state.quarantined.items()) or "none"),
+            *_risk_lines(result),
             f"Delta tables: {tables}/{{studies,series,instances,attributes}}",
             "",
-            "Query them, e.g. with DuckDB over deltalake (pip install 'lakehouse[query]'):",
-            "  from deltalake import DeltaTable; import duckdb",
-            f"  instances = DeltaTable('{tables}/instances').to_pyarrow_table()",
+            "Query them, e.g. with DuckDB over deltalake (pip install 'lakehouse[query]'): a dataset scan",
+            "pushes filters down to the Parquet files (polars: pl.scan_delta; notebooks/README.md says more):",
+            "  import duckdb; from lakehouse.lake import scan  # DeltaTable(uri).to_pyarrow_dataset()",
+            f"  instances = scan('{tables}/instances')",
             f"  duckdb.sql(\"{QUERY}\")",
             "",
             *[
@@ -83,6 +86,18 @@ def demo(
             *_annotation_lines(result.annotations),
         ],
     )
+
+
+def _risk_lines(result: DemoResult) -> list[str]:
+    """The export's k and generalizations, and what the default floor would have decided."""
+    from lakehouse.governance.cohort import risk_line
+
+    risk = result.export.state.risk
+    lines = [f"  k-anonymity: {risk_line(risk)}"] if risk else []
+    default = result.at_default_floor
+    verdict = f"refused: {default.refusal}" if default.refusal else (
+        f"exported with generalizations: {', '.join(default.generalizations) or 'none'}")
+    return lines + [f"  at the default floor (min_k {default.min_k}) this export would be {verdict}"]
 
 
 def _dataset_lines(result: BuildResult, config: Path) -> list[str]:

@@ -17,6 +17,8 @@ ZONES = ("archive", "restricted", "research", "datasets")
 EXPORT_ENGINES = ("local", "spark")
 ARCHIVE_SYMLINK_MODES = ("never", "inside")
 IDENTITY_MODES = ("os", "aws", "asserted")
+RESTORE_TIERS = ("bulk", "standard", "expedited")
+LINEAGE_TRANSPORTS = ("none", "file", "http")
 
 _Number = TypeVar("_Number", int, float)
 
@@ -132,13 +134,16 @@ class RolesSettings:
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """A quorum of distinct approvers, the longest approval, and the public keys that may sign
+    """A quorum of distinct approvers, the longest approval, the k-anonymity floor, and the public keys that may sign
     decisions: ``allowed_signers`` lines in OpenSSH format, as git uses them
     (``principal[,principal] [valid-after="YYYYMMDD",valid-before="YYYYMMDD"] ssh-ed25519 AAAA… [comment]``)."""
 
     approvals_required: int = _at_least(1, 1)
     max_validity_days: int = _at_least(1, 365)
     allowed_signers: tuple[str, ...] = ()
+    # The k-anonymity floor of every export and dataset over its kept quasi-identifiers
+    # (schemas/deid/quasi_identifiers.json); 1 switches the check off (the review says so).
+    min_k: int = _at_least(1, 5)
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,8 @@ class DeidKeySettings:
 class ExportSettings:
     """The export's default engine, pool size and batch size; vacuum retention after purges
     (hours; 0 removes purged files at once); the term of a project's writer lease (seconds,
-    renewed every quarter of it) and how long a purge waits for a running export's lease."""
+    renewed every quarter of it) and how long a purge waits for a running export's lease; how
+    often a run with no terminal to show a bar on logs its progress (seconds; 0 = never)."""
 
     engine: str = field(default="local", metadata={"choices": EXPORT_ENGINES})
     workers: int = _at_least(1, 2)
@@ -162,3 +168,45 @@ class ExportSettings:
     vacuum_retention_hours: int = _at_least(0, 0)
     lease_seconds: int = _at_least(2, 60)
     lease_wait_seconds: int = _at_least(0, 300)
+    progress_log_seconds: float = _at_least(0, 60.0)
+
+
+@dataclass(frozen=True)
+class LineageSettings:
+    """Where OpenLineage run events of exports, catalog syncs and dataset builds go: ``none``
+    (the default), ``file`` (one JSON event per line appended to ``file``, relative to the config
+    folder) or ``http`` (POSTed to ``url`` + ``endpoint``, as Marquez and DataHub take them).
+    ``namespace`` names this lakehouse's jobs; ``api_key_env`` names the env var holding the
+    server's API key, if it wants one (sent as a bearer token; the key never sits in the file).
+    A transport that fails only logs a warning."""
+
+    transport: str = field(default="none", metadata={"choices": LINEAGE_TRANSPORTS})
+    namespace: str = "lakehouse"
+    file: str = "lineage/openlineage.jsonl"
+    url: str = ""
+    endpoint: str = "api/v1/lineage"
+    timeout_seconds: float = _at_least(0.1, 5.0)
+    api_key_env: str = ""
+
+
+@dataclass(frozen=True)
+class TablesSettings:
+    """Where ``tables register`` puts a project's tables: the AWS Glue Data Catalog of
+    ``glue_region`` (empty: the research zone's region) at ``glue_endpoint_url`` (empty: AWS's own),
+    in the database named by ``database`` (``--database`` overrides it). Credentials are the
+    research zone's."""
+
+    database: str = field(default="lakehouse_{project}", metadata={"placeholders": ("project",)})
+    glue_endpoint_url: str = ""
+    glue_region: str = ""
+
+
+@dataclass(frozen=True)
+class StorageTiersSettings:
+    """The archive's storage tiers: the retrieval tier of the restores an operator requests
+    (``bulk``: cheapest and slowest), and a price table replacing the packaged one
+    (``schemas/pricing/s3.json``): a JSON file of the same shape for another region or
+    negotiated prices, relative to the config file's folder; "" = the packaged table."""
+
+    restore_tier: str = field(default="bulk", metadata={"choices": RESTORE_TIERS})
+    price_table: str = ""

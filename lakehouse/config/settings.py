@@ -33,9 +33,12 @@ from lakehouse.config.sections import (
     DeidKeySettings,
     ExportSettings,
     IdentitySettings,
+    LineageSettings,
     PolicySettings,
     RolesSettings,
     S3Settings,
+    StorageTiersSettings,
+    TablesSettings,
     ThrottleSettings,
     ZoneSettings,
 )
@@ -65,6 +68,9 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     deid: DeidKeySettings = field(default_factory=DeidKeySettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    storage_tiers: StorageTiersSettings = field(default_factory=StorageTiersSettings)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
+    tables: TablesSettings = field(default_factory=TablesSettings)
     config_path: Path | None = field(default=None, metadata={"section": False})
 
     def zone(self, name: str) -> ZoneSettings:

@@ -61,11 +61,13 @@ def init_root(
     archive_uri: str | None = None,
     roles: Mapping[str, Sequence[str]] | None = None,
     identity_mode: str | None = None,
+    min_k: int | None = None,
 ) -> Path:
     """Create DIR with the four zone folders and a ``lakehouse.toml`` of the defaults.
 
     Returns the config path. An existing config is left as it is (init is idempotent).
-    ``identity_mode`` other than the default ``os`` is for demo roots (``asserted``).
+    ``identity_mode`` other than the default ``os`` is for demo roots (``asserted``), and so is
+    a ``min_k`` below the default (a handful of synthetic patients cannot be 5-anonymous).
     The restricted folder is created 0700 whatever the umask (it holds identified data);
     an existing one keeps its mode (``exposed_restricted_folder`` tells when to warn).
     """
@@ -85,6 +87,8 @@ def init_root(
     values["roles"].update(roles or {})
     if identity_mode:
         values["identity"]["mode"] = identity_mode
+    if min_k is not None:
+        values["policy"]["min_k"] = min_k
     config_path.write_text(_HEADER + render_config(values))
     return config_path
 

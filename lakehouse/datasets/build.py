@@ -24,7 +24,7 @@ from typing import Any
 import pydicom
 
 import lakehouse
-from lakehouse import governance, lake
+from lakehouse import governance, lake, lineage
 from lakehouse.config import Settings
 from lakehouse.datasets import layout, registry
 from lakehouse.datasets.card import build_card
@@ -44,11 +44,13 @@ from lakehouse.datasets.model import (
 )
 from lakehouse.datasets.nifti import label_map_nifti, series_to_nifti
 from lakehouse.datasets.png import object_to_pngs
+from lakehouse.datasets.risk import series_values, version_risk
 from lakehouse.datasets.seg import read_seg
 from lakehouse.datasets.selection import Selection, Sources, selected_series
 from lakehouse.datasets.splits import Assignment, assign, patient_strata
 from lakehouse.datasets.versions import clear_abandoned
 from lakehouse.datasets.windows import parse_window
+from lakehouse.deid.risk import FloorDecision
 from lakehouse.errors import LakehouseError, Refused
 from lakehouse.quality.forbidden import ForbiddenMatcher
 from lakehouse.storage import ObjectStore, open_zone
@@ -125,6 +127,7 @@ class _Planned:
     split: str = ""
 
 
+@lineage.emits(lineage.DATASET_BUILD)
 def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advance: Advance | None = None) -> BuildResult:
     """Build, check and publish the next version of ``options.name``; see the module docstring."""
     governance.require_role(settings, user, "curators")
@@ -141,6 +144,8 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
     _still_valid(settings, project, planned_ids, set(requests))  # a pinned version may predate a purge
     _assign_splits(settings, options, planned, sources)
     _refuse_patient_leaks(planned)
+    values = series_values(sources, _risk_members(planned))
+    _refuse_below_floor(settings, options.name, values, _risk_members(planned))
     clear_abandoned(settings, project, user=user)
 
     build_id = secrets.token_hex(8)
@@ -157,6 +162,7 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
         if not members:
             raise Refused("no member could be rendered in the requested formats (see exclusions)")
         _refuse_pixel_leaks(members)
+        risk = _refuse_below_floor(settings, options.name, values, _risk_members(members))  # what is published
         contents = VersionContents(
             project=project, name=options.name, unit=options.unit, splits=dict(options.splits),
             formats=options.formats, manifests=options.manifests, window=options.window,
@@ -174,7 +180,8 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
         writer.put(layout.CHECKSUMS, checksums, listed=False)
         _record_instances(settings, project, options.name, version, members, planned)
         head = governance.current_head(settings)
-        details = _details(contents, version, options, hashlib.sha256(checksums).hexdigest(), writer, head)
+        details = {**_details(contents, version, options, hashlib.sha256(checksums).hexdigest(), writer, head),
+                   "risk": risk.to_dict()}
         stamped = {**details, "built_by": user, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
         writer.put(layout.VERSION_FILE, json.dumps(stamped, indent=2, sort_keys=True).encode(), listed=False)
         instance_ids = {i.sop_instance_uid for m in members for i in m.instances}
@@ -192,7 +199,7 @@ def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advan
         settings, user=user, action="dataset.build",
         details={"project": project, "dataset": f"{options.name}@v{version}", "members": len(members),
                  "instances": len(instance_ids), "files": writer.count, "checksums_sha256": details["checksums_sha256"],
-                 "selection_sha256": options.selection.sha256},
+                 "selection_sha256": options.selection.sha256, **risk.audit_fields()},
     )
     published = registry.get_version(settings, project, options.name, version)
     return BuildResult(published, contents, settings.zone("datasets").join(prefix), writer.count, writer.total)
@@ -318,6 +325,29 @@ def _assignments(table: lake.Table, patients: set[str]) -> dict[str, Assignment]
         splits[row["PatientID"]].add(row["split"])
     _refuse_leaks("patients", splits.values())  # the table was written around the lake (insert-new never does)
     return {r["PatientID"]: Assignment(r["PatientID"], r["split"], r["stratum"] or "") for r in rows}
+
+
+def _risk_members(members: Iterable[_Planned | Member]) -> list[tuple[str, str, str, list[str]]]:
+    """(patient, study, series, SOP Instance UIDs) of every series of ``members``."""
+    rows = []
+    for member in members:
+        if isinstance(member, Member):
+            by_series: defaultdict[str, list[str]] = defaultdict(list)
+            for instance in member.instances:
+                by_series[instance.series_instance_uid].append(instance.sop_instance_uid)
+            series = dict(by_series)
+        else:
+            series = {s: [r["SOPInstanceUID"] for r in rs] for s, rs in member.series.items()}
+        rows += [(member.patient_id, member.study_instance_uid, s, sops) for s, sops in sorted(series.items())]
+    return rows
+
+
+def _refuse_below_floor(settings: Settings, name: str, values: dict[str, dict[str, str | None]],
+                        members: list[tuple[str, str, str, list[str]]]) -> FloorDecision:
+    decision = version_risk(settings, values, members)
+    if decision.refusal:
+        raise Refused(f"dataset {name} may not be built: {decision.refusal}")
+    return decision
 
 
 def _refuse_patient_leaks(planned: list[_Planned]) -> None:

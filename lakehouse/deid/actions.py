@@ -115,15 +115,20 @@ _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
 SAFE_HARBOR_MAX_YEARS = 89
 
 
+def age_in_years(text: str) -> float | None:
+    """The years an AS value stands for (``047Y``, ``006M``, ``012W``, ``030D``); None if unreadable."""
+    match = _AGE.match(text)
+    return int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25 if match else None
+
+
 def safe_harbor_age(text: str) -> str:
     """An AS value as it may leave: ``090Y`` above 89 years (HIPAA Safe Harbor's "90 or older"),
     unchanged otherwise; "" when it is not a readable age (it might hide one)."""
     if not text.strip():
         return text
-    match = _AGE.match(text)
-    if not match:
+    years = age_in_years(text)
+    if years is None:
         return ""
-    years = int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25
     return "090Y" if years > SAFE_HARBOR_MAX_YEARS else text
 
 

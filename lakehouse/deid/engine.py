@@ -20,6 +20,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from lakehouse.deid import generalize
 from lakehouse.deid.actions import ProfileActions, date_mode
 from lakehouse.deid.options import option_columns
 from lakehouse.deid.profile import resolved_profile
@@ -40,6 +41,8 @@ class DeidSettings:
     key: bytes = field(repr=False)
     options: frozenset[str] = frozenset()
     mask_rules_path: str | None = None
+    # Steps of ``generalize`` the run's k-anonymity floor asks for, applied after the profile.
+    generalizations: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,8 +119,9 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
     )
     source_ts = transfer_syntax_of(ds)
     actions.walk(ds)
+    generalize.apply(ds, settings.generalizations)
     scanner = actions.finish()
-    record_method(ds, options, profile.edition, dates)
+    record_method(ds, options, profile.edition, dates, settings.generalizations)
     report.update(profile_edition=profile.edition, actions=dict(sorted(actions.counts.items())))
     common: dict[str, Any] = {
         "report": report,
@@ -136,14 +140,19 @@ def _deidentify(ds: Dataset, settings: DeidSettings, report: dict[str, Any]) -> 
 
 
 def _patient_identity(ds: Dataset) -> str:
+    return patient_identity(
+        str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""),
+        str(ds.get("PatientBirthDate", "")), str(ds.get("StudyInstanceUID", "")),
+    )
+
+
+def patient_identity(patient_id: str, name: str, birth_date: str, study_uid: str) -> str:
     """What the pseudo patient is derived from: Patient ID, else name + birth date, else the study."""
-    patient_id = str(ds.get("PatientID", "") or "").strip()
-    if patient_id:
-        return patient_id  # so the pseudo patient ID equals the Patient ID token
-    name = str(ds.get("PatientName", "") or "").strip()
-    if name:
-        return f"name:{name}|{ds.get('PatientBirthDate', '')}"
-    return f"study:{ds.get('StudyInstanceUID', '')}"
+    if patient_id.strip():
+        return patient_id.strip()  # so the pseudo patient ID equals the Patient ID token
+    if name.strip():
+        return f"name:{name.strip()}|{birth_date}"
+    return f"study:{study_uid}"
 
 
 def _pixel_step(ds: Dataset, settings: DeidSettings) -> str | DeidResult:

@@ -14,10 +14,13 @@ TEMPORAL_STATUS = {"full": "UNMODIFIED", "modified": "MODIFIED", None: "REMOVED"
 RECORDED_TAG_PATHS = ("(0012,0062)", "(0012,0063)", "(0012,0064)", "(0028,0303)")
 
 
-def record_method(ds: Dataset, options: frozenset[str], edition: str, date_mode: str | None) -> None:
-    """PatientIdentityRemoved, DeidentificationMethod (+ CID 7050 codes), temporal status."""
+def record_method(ds: Dataset, options: frozenset[str], edition: str, date_mode: str | None,
+                  generalizations: tuple[str, ...] = ()) -> None:
+    """PatientIdentityRemoved, DeidentificationMethod (+ CID 7050 codes, and the k-anonymity
+    generalizations applied, e.g. ``generalized age-5y``), temporal status."""
     put(ds, 0x00120062, "CS", "YES")  # Patient Identity Removed
-    put(ds, 0x00120063, "LO", [f"DICOM PS3.15 {edition} Basic Profile (lakehouse)", *sorted(options)])
+    method = [f"DICOM PS3.15 {edition} Basic Profile (lakehouse)", *sorted(options)]
+    put(ds, 0x00120063, "LO", method + [f"generalized {step}" for step in generalizations])
     items = []
     for value, scheme, meaning in method_codes(options):
         item = Dataset()

@@ -77,7 +77,8 @@ class RunContext:
             user=user,
             lease=lease,
             deid=DeidSettings(
-                project=state.project, key=load_project_key(settings, state.project), options=deid_options
+                project=state.project, key=load_project_key(settings, state.project), options=deid_options,
+                generalizations=tuple(state.risk["generalizations"]) if state.risk else (),
             ),
             provenance=Provenance(
                 export_run_id=state.run_id,

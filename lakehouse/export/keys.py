@@ -11,22 +11,47 @@ Keys never live in the research or datasets zones and never reach a log. Lookup 
 
 ``lakehouse deid`` on loose files (``command_key``) may instead take the key from
 ``--key-file`` or the ``LAKEHOUSE_DEID_KEY`` variable when no config is given.
+
+Workers (local processes, Spark executors) look the key up themselves the same way: a batch
+task carries only a one-way check of it (``key_check``), so a worker holding another key
+fails its batch instead of writing other pseudonyms. Tasks carry no zone credentials either
+(``without_credentials``): a local pool hands its processes the driver's at start, and Spark
+executors take theirs from their own environment (``environment_credentials``), else from
+boto3's default chain (``AWS_*`` variables, a profile, an instance role).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
-from lakehouse.config import Settings
+from lakehouse.config import ZONES, S3Settings, Settings
 from lakehouse.config.project import ProjectName
 from lakehouse.deid.keys import MIN_KEY_BYTES, parse_key
 from lakehouse.errors import ConfigError
 from lakehouse.storage import open_zone
 
-__all__ = ["COMMAND_KEY_ENV", "command_key", "load_project_key"]
+__all__ = [
+    "COMMAND_KEY_ENV",
+    "Credentials",
+    "command_key",
+    "environment_credentials",
+    "key_check",
+    "load_project_key",
+    "settings_credentials",
+    "with_credentials",
+    "without_credentials",
+]
+
+#: Zone (or ``s3``, shared) → (access key id, secret access key).
+Credentials = Mapping[str, tuple[str, str]]
+_Section = TypeVar("_Section", bound=S3Settings)
 
 #: The key of ``lakehouse deid`` when neither a config nor ``--key-file`` is given.
 COMMAND_KEY_ENV = "LAKEHOUSE_DEID_KEY"
@@ -57,6 +82,59 @@ def command_key(
         return parse_key(env[COMMAND_KEY_ENV], COMMAND_KEY_ENV)
     raise ConfigError(
         f"no key: pass --config (project key in the restricted zone), --key-file, or set {COMMAND_KEY_ENV}"
+    )
+
+
+def key_check(key: bytes) -> str:
+    """A one-way check of a key (HMAC of a fixed label): equal checks, equal keys; the key
+    cannot be recovered from it."""
+    return hmac.new(key, b"lakehouse key check", hashlib.sha256).hexdigest()[:32]
+
+
+def settings_credentials(settings: Settings) -> dict[str, tuple[str, str]]:
+    """The access keys the settings hold, by zone (``s3`` for the shared section)."""
+    sections = {"s3": settings.s3, **{zone: settings.zone(zone) for zone in ZONES}}
+    return {
+        name: (section.access_key_id, section.secret_access_key)
+        for name, section in sections.items()
+        if section.access_key_id or section.secret_access_key
+    }
+
+
+def environment_credentials(environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """Access keys from the settings' own variables (``LAKEHOUSE_S3_ACCESS_KEY_ID`` and
+    ``LAKEHOUSE_S3_SECRET_ACCESS_KEY``, or ``LAKEHOUSE_<ZONE>_…`` for one zone) of this process."""
+    env = os.environ if environ is None else environ
+    found = {}
+    for name in ("s3", *ZONES):
+        key_id = env.get(f"LAKEHOUSE_{name.upper()}_ACCESS_KEY_ID", "")
+        secret = env.get(f"LAKEHOUSE_{name.upper()}_SECRET_ACCESS_KEY", "")
+        if key_id or secret:
+            found[name] = (key_id, secret)
+    return found
+
+
+def without_credentials(settings: Settings) -> Settings:
+    """The settings with every access key blanked: what may travel to a worker."""
+    return with_credentials(settings, {}, keep=False)
+
+
+def with_credentials(settings: Settings, credentials: Credentials, *, keep: bool = True) -> Settings:
+    """The settings with ``credentials`` filled in: a zone's own keys, else the shared ``s3``
+    ones, else (``keep``) what the settings hold."""
+
+    def filled(name: str, section: _Section) -> _Section:
+        held = (section.access_key_id, section.secret_access_key) if keep else ("", "")
+        key_id, secret = credentials.get(name) or credentials.get("s3") or held
+        return replace(section, access_key_id=key_id, secret_access_key=secret)
+
+    return replace(
+        settings,
+        s3=filled("s3", settings.s3),
+        archive=filled("archive", settings.archive),
+        restricted=filled("restricted", settings.restricted),
+        research=filled("research", settings.research),
+        datasets=filled("datasets", settings.datasets),
     )
 
 

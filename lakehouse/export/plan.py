@@ -1,4 +1,5 @@
-"""Planning a run: the approved manifest minus opt-outs and what the project holds, in batches.
+"""Planning a run: the approved manifest minus opt-outs and what the project holds, in batches,
+and the k-anonymity floor over what is left (``export.risk``: generalizations, or a refusal).
 
 A new plan is stored at ``RunLayout.plan`` before the first archive read; a resumed run
 reads the same plan back, so its batches (and so its output bytes) are the same.
@@ -17,10 +18,23 @@ from typing import TypeVar
 from lakehouse import governance, lake
 from lakehouse.config import Settings
 from lakehouse.deid import parse_options, profile_label
+from lakehouse.deid.risk import FloorDecision
+from lakehouse.errors import Refused
+from lakehouse.export import risk
+from lakehouse.export.keys import load_project_key
 from lakehouse.export.state import RunState, list_runs, save_state
 from lakehouse.storage import ObjectStore
+from lakehouse.storage.tiers import archive_classes
 
 Entry = TypeVar("Entry")
+
+
+class FloorRefused(Refused):
+    """The cohort's k stays below ``[policy] min_k`` whatever the allowed generalizations do."""
+
+    def __init__(self, request_id: str, decision: FloorDecision) -> None:
+        super().__init__(f"request {request_id} may not be exported: {decision.refusal}")
+        self.details = decision.audit_fields()
 
 
 @dataclass(frozen=True)
@@ -62,9 +76,10 @@ def new_plan(
         else:
             planned_sops.add(sop)
             entries.append(entry)
-    # Whole studies stay together and the order is stable, so batches are reproducible.
-    entries.sort(key=lambda e: (e.study_instance_uid or "", e.series_instance_uid or "", e.key))
-    batches = split_batches(entries, settings.export.batch_size, workers)
+    decision = risk.assess(settings, request, entries, load_project_key(settings, request.project))
+    if decision.refusal:
+        raise FloorRefused(request.id, decision)
+    batches = readable_first(settings, entries, workers)
     state = RunState(
         run_id=f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
         request_id=request.id,
@@ -77,6 +92,7 @@ def new_plan(
         skipped_duplicate_sop_instance=skipped["duplicate_sop_instance"],
         skipped_opted_out=skipped["opted_out"],
         batches=len(batches),
+        risk=decision.to_dict(),
     )
     stored = {"batches": [[asdict(e) for e in batch] for batch in batches]}
     restricted.put(state.layout.plan, json.dumps(stored).encode())
@@ -99,6 +115,33 @@ def unfinished_plan(restricted: ObjectStore, request_id: str, engine: str) -> Pl
     return Plan(previous, [[governance.ManifestEntry(**e) for e in batch] for batch in stored])
 
 
+def readable_first(
+    settings: Settings, entries: list[governance.ManifestEntry], workers: int
+) -> list[list[governance.ManifestEntry]]:
+    """The run's batches: readable objects first, archived ones (read once restored) after and
+    never in the same batch, so a batch that waits for restores holds up no readable object.
+    Whole studies stay together and the order is stable, so batches are reproducible."""
+    archived = archived_keys(settings)
+    size = settings.export.batch_size
+    readable = sorted((e for e in entries if e.key not in archived), key=_in_study_order)
+    restored = sorted((e for e in entries if e.key in archived), key=_in_study_order)
+    return split_batches(readable, size, workers) + split_batches(restored, size, workers)
+
+
+def archived_keys(settings: Settings) -> set[str]:
+    """Archive keys the catalog last saw in a storage class that needs a restore before a GET."""
+    if not settings.archive.is_s3:
+        return set()
+    rows = lake.table(settings, "catalog").read(
+        columns=["key"], filters=[("storage_class", "in", list(archive_classes())), ("deleted", "=", False)]
+    )
+    return set(rows.column("key").to_pylist())
+
+
+def _in_study_order(entry: governance.ManifestEntry) -> tuple[str, str, str]:
+    return (entry.study_instance_uid or "", entry.series_instance_uid or "", entry.key)
+
+
 def split_batches(entries: list[Entry], batch_size: int, workers: int) -> list[list[Entry]]:
     """Consecutive batches of at most ``batch_size`` entries, as even as possible, and a multiple
     of ``workers`` in number when there is enough work: no worker sits idle for the last batch."""
@@ -110,6 +153,11 @@ def split_batches(entries: list[Entry], batch_size: int, workers: int) -> list[l
     base, extra = divmod(len(entries), count)
     bounds = [i * base + min(i, extra) for i in range(count + 1)]
     return [entries[bounds[i] : bounds[i + 1]] for i in range(count)]
+
+
+def exported_sops(settings: Settings, project: str) -> set[str]:
+    """Source SOP Instance UIDs the project holds already: no run reads them again."""
+    return set(_exported_profiles(settings, project))
 
 
 def _exported_profiles(settings: Settings, project: str) -> dict[str, tuple[str, tuple[str, ...]]]:

@@ -31,6 +31,7 @@ class ObjectOutcome:
     lineage: dict[str, Any] | None = field(default=None, repr=False)
     forbidden: frozenset[str] = field(default=frozenset(), repr=False)
     quarantine: dict[str, Any] | None = field(default=None, repr=False)
+    waiting: str | None = None  # not readable now (a reason of ``BatchWaiting``): neither of the above
 
     @classmethod
     def exported(
@@ -41,6 +42,10 @@ class ObjectOutcome:
     @classmethod
     def quarantined(cls, row: dict[str, Any], bytes_read: int = 0) -> ObjectOutcome:
         return cls(bytes_read=bytes_read, quarantine=row)
+
+    @classmethod
+    def unreadable(cls, reason: str) -> ObjectOutcome:
+        return cls(waiting=reason)
 
     @property
     def bytes_written(self) -> int:
@@ -92,6 +97,21 @@ class BatchSummary:
     def from_json(cls, data: bytes) -> BatchSummary:
         fields = json.loads(data)
         return cls(**{**fields, "forbidden": tuple(fields["forbidden"])})
+
+
+@dataclass(frozen=True)
+class BatchWaiting:
+    """A batch with objects no GET can read yet (archived and not restored, or refused with
+    ``InvalidObjectState``): none of its objects was read (or published), no marker is written,
+    and the run waits for restores; a later attempt redoes the batch. ``waiting`` counts the
+    unreadable objects per reason (``storage.tiers.WAITING_REASONS`` or ``invalid_object_state``)."""
+
+    batch: int
+    waiting: dict[str, int]
+
+    @property
+    def name(self) -> str:
+        return batch_name(self.batch)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ anything is published: a run whose request was revoked or expired meanwhile ends
 publishing nothing; what patients opted out since the plan is withheld (``commit``). A
 failure is recorded in the run's state as the stage (and batch) that failed, with a
 PHI-free reason.
+
+A batch with archived objects no GET can read yet (``storage.tiers``) reads nothing; the
+run then ends ``waiting_for_restore`` (counts per reason in its state), still resumable:
+after the operator's ``export restore``, `export run` picks it up like any unfinished run.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lakehouse import governance, quality
+from lakehouse import governance, lineage, quality
 from lakehouse.config import Settings
+from lakehouse.deid.risk import audit_fields
 from lakehouse.errors import LakehouseError, Refused
 from lakehouse.export import commit, engines, gate, staging
 from lakehouse.export.context import RunContext, RunOptions
@@ -39,10 +45,12 @@ from lakehouse.export.errors import (
     reason_of,
     stage,
 )
+from lakehouse.export.keys import settings_credentials
 from lakehouse.export.lease import acquire
-from lakehouse.export.plan import Plan, new_plan, unfinished_plan
+from lakehouse.export.plan import FloorRefused, Plan, new_plan, unfinished_plan
+from lakehouse.export.results import BatchWaiting
 from lakehouse.export.state import VOIDED_STATUSES, RunState, list_runs, load_state
-from lakehouse.export.worker import BatchResult, BatchTask, use_system_allocator
+from lakehouse.export.worker import BatchResult, use_system_allocator
 from lakehouse.governance import ManifestEntry
 from lakehouse.storage import open_zone
 
@@ -85,6 +93,7 @@ class ExportOutcome:
         return self.state.to_dict()
 
 
+@lineage.emits(lineage.EXPORT)
 def run_export(
     settings: Settings,
     request_id: str,
@@ -128,16 +137,22 @@ def run_export(
         status = governance.get_request(settings, request_id).status
         if status != "approved":  # revoked or expired while this process waited for the lease
             _refused(settings, user, request_id, f"request {request_id} may not be exported: request is {status}")
-        plan = unfinished_plan(restricted, request.id, engine) or new_plan(
-            settings, restricted, request, permission.manifest, user=user, engine=engine,
-            workers=options.workers, opted_out=governance.opted_out_patient_ids(settings),
-        )
+        try:
+            plan = unfinished_plan(restricted, request.id, engine) or new_plan(
+                settings, restricted, request, permission.manifest, user=user, engine=engine,
+                workers=options.workers, opted_out=governance.opted_out_patient_ids(settings),
+            )
+        except FloorRefused as exc:  # k below [policy] min_k whatever generalization does
+            _refused(settings, user, request_id, str(exc), exc)
         state = plan.state
         if on_plan:
             on_plan(state.planned_objects)
         state.audit_head = governance.append_audit(
             settings, user=user, action="export.resume" if state.resumed else "export.start", request_id=request_id,
-            details={"run_id": state.run_id, "objects": state.planned_objects, "batches": state.batches},
+            details={
+                "run_id": state.run_id, "objects": state.planned_objects, "batches": state.batches,
+                **(audit_fields(state.risk) if state.risk else {}),
+            },
         ).hash
         ctx = RunContext.open(settings, request, state, options, user, lease)
         _attempt(ctx, plan)
@@ -146,8 +161,9 @@ def run_export(
 
 
 def _refused(settings: Settings, user: str, request_id: str, reason: str, exc: Refused | None = None) -> NoReturn:
+    extra = (exc.details or {}) if isinstance(exc, FloorRefused) else {}  # the risk figures: counts only
     governance.append_audit(
-        settings, user=user, action="export.refused", request_id=request_id, details={"reason": reason}
+        settings, user=user, action="export.refused", request_id=request_id, details={"reason": reason, **extra}
     )
     raise exc or Refused(reason)
 
@@ -157,9 +173,13 @@ def _attempt(ctx: RunContext, plan: Plan) -> None:
     state = ctx.state
     started = time.monotonic()
     state.status, state.error = "running", None
+    state.waiting, state.waiting_batches = {}, 0
     ctx.save()
     try:
-        _execute(ctx, plan.batches)
+        waiting = _execute(ctx, plan.batches)
+        if waiting:
+            _wait_for_restores(ctx, waiting, started)
+            return
         state.status = "committing"
         ctx.save()
         checkpoint("before_gate")
@@ -187,7 +207,8 @@ def _attempt(ctx: RunContext, plan: Plan) -> None:
     except LeaseLost:
         raise  # the run is another process's now: write nothing
     except BaseException as exc:
-        # A crash of ours (not a kill): keep the run resumable, record where it stopped.
+        # A crash of ours (not a kill): the run ends failed, resumable, recording where it stopped.
+        state.status = "failed"
         state.error = exc.failure if isinstance(exc, ExportStageError) else StageFailure("run", None, reason_of(exc))
         state.seconds += time.monotonic() - started
         ctx.save()
@@ -205,45 +226,60 @@ def _still_approved(ctx: RunContext, batch: str | None = None) -> None:
         raise _Withdrawn(ctx.state.request_id, status, batch)
 
 
-def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> None:
-    """Run the batches not done yet on the engine; the driver gates each one as it lands."""
-    worker_settings = engines.share_throttle(ctx.settings, ctx.options.workers)
-    tasks = []
+def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> list[BatchWaiting]:
+    """Run the batches not done yet on the engine; the driver gates each one as it lands.
+    Tasks carry neither the project key nor zone credentials (workers find their own).
+    Returns the batches that wait for restores (archived objects no GET can read yet)."""
+    waiting: list[BatchWaiting] = []
+    pending = []
     for index, entries in enumerate(batches):
         if ctx.restricted.exists(ctx.layout.marker(index)):
             ctx.options.advance(len(entries))
-            continue
-        tasks.append(
-            BatchTask(
-                settings=worker_settings,
-                layout=ctx.layout,
-                batch=index,
-                entries=tuple(entries),
-                deid=ctx.deid,
-                provenance=ctx.provenance,
-            )
-        )
+        else:
+            pending.append(index)
 
     def on_done(result: BatchResult) -> None:
         if isinstance(result, StageFailure):
             raise ExportStageError(result)
-        with stage("gate", result.name):
-            gate.gate_batch(ctx, result)  # the driver gates while workers go on
-        ctx.options.advance(len(batches[result.batch]))
+        if isinstance(result, BatchWaiting):
+            waiting.append(result)  # nothing of it staged: an attempt after the restores redoes it
+        else:
+            with stage("gate", result.name):
+                gate.gate_batch(ctx, result)  # the driver gates while workers go on
+            ctx.options.advance(len(batches[result.batch]))
         checkpoint(f"after_batch:{result.batch}")
         ctx.lease.ensure()
         _still_approved(ctx, result.name)  # a revoked request stops reading the archive
 
-    if not tasks:
-        return
+    if not pending:
+        return waiting
     quality.preload()
-    if ctx.options.engine == "spark":
-        spark = ctx.options.spark or engines.get_spark()
-        with stage("execute"):
-            engines.run_spark(tasks, spark, on_done)
-    else:
-        with stage("execute"):
-            engines.run_local(tasks, ctx.options.workers, on_done)
+    with stage("execute"):
+        engine = engines.open_engine(
+            ctx.options.engine, workers=ctx.options.workers, credentials=settings_credentials(ctx.settings),
+            spark=ctx.options.spark,
+        )
+        running = engine.slots(len(pending))  # the throttle is split between these
+        engine.run(engines.batch_tasks(ctx, {index: batches[index] for index in pending}, running), on_done, running)
+    return waiting
+
+
+def _wait_for_restores(ctx: RunContext, waiting: list[BatchWaiting], started: float) -> None:
+    """Batches whose objects are archived and not restored yet: the run waits, resumable, its
+    staged batches kept, until `export run` (an operator's, or a scheduler's) finds them readable."""
+    state = ctx.state
+    counts: Counter[str] = Counter()
+    for batch in waiting:
+        counts.update(batch.waiting)
+    state.status = "waiting_for_restore"
+    state.waiting, state.waiting_batches = dict(sorted(counts.items())), len(waiting)
+    state.seconds = round(state.seconds + time.monotonic() - started, 3)
+    ctx.save()
+    state.audit_head = governance.append_audit(
+        ctx.settings, user=ctx.user, action="export.waiting_for_restore", request_id=state.request_id,
+        details={"run_id": state.run_id, "waiting": state.waiting, "waiting_batches": state.waiting_batches},
+    ).hash
+    ctx.save()
 
 
 def _finish(ctx: RunContext, started: float) -> None:

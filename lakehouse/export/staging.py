@@ -46,7 +46,8 @@ def void_run(settings: Settings, lease: Lease, state: RunState, *, status: str, 
     discard_staging(restricted, open_zone(settings, "research"), state.layout)
     governance.append_audit(
         settings, user=user, action=f"export.{status}", request_id=state.request_id,
-        details={"run_id": state.run_id, "reason": reason},
+        # objects a waiting run never could read (archived, not restored): reported, not skipped
+        details={"run_id": state.run_id, "reason": reason, **({"unreadable": state.waiting} if state.waiting else {})},
     )
 
 

@@ -20,8 +20,10 @@ from lakehouse.export.results import BatchSummary
 from lakehouse.storage import ObjectStore
 
 # A run moves planned → running → committing → succeeded, or ends failed; or it ends as its
-# request became (revoked, expired) before it published anything, or voided by a purge.
-ACTIVE_STATUSES = ("planned", "running", "committing")
+# request became (revoked, expired) before it published anything, or voided by a purge. A run
+# with batches no GET can read yet (archived objects not restored) waits, resumable, in
+# ``waiting_for_restore`` until `export run` finds them readable.
+ACTIVE_STATUSES = ("planned", "running", "committing", "waiting_for_restore")
 VOIDED_STATUSES = ("revoked", "expired", "voided")
 # Figures derived from the stored fields: in every serialized run, never read back.
 DERIVED_FIELDS = ("objects_per_second", "quarantined_total", "resumed")
@@ -58,6 +60,13 @@ class RunState:
     error: StageFailure | None = None
     attempts: int = 1
     audit_head: str | None = None  # the audit chain head after the run's latest event: a checkpoint
+    # Objects the latest attempt found unreadable for now, per reason (``storage.tiers``), and
+    # the batches that wait for them; kept when the request expires meanwhile: the report.
+    waiting: dict[str, int] = field(default_factory=dict)
+    waiting_batches: int = 0
+    # k-anonymity of what the run publishes and the generalizations it applies (counts only;
+    # ``lakehouse.deid.risk.FloorDecision.to_dict``); fixed at planning, so a resumed run keeps it.
+    risk: dict[str, Any] | None = None
 
     @property
     def layout(self) -> RunLayout:
@@ -70,6 +79,10 @@ class RunState:
 
     @property
     def active(self) -> bool:
+        """Unfinished: under way, or failed at a stage a re-run resumes from (all but the
+        gate's verdict, which withheld the run's data for good)."""
+        if self.status == "failed":
+            return self.error is not None and self.error.stage != "gate"
         return self.status in ACTIVE_STATUSES
 
     def count(self, summaries: Iterable[BatchSummary], withheld: int = 0) -> None:

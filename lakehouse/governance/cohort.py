@@ -29,6 +29,16 @@ from lakehouse import lake, resources
 from lakehouse.config import Settings
 from lakehouse.errors import Refused
 
+# Catalog columns added for the risk measure: a catalog written before them reads them as unknown.
+NEW_QUASI_IDENTIFIER_COLUMNS = (
+    "patient_age",
+    "patient_size",
+    "patient_weight",
+    "ethnic_group",
+    "institution_name",
+    "institutional_department_name",
+    "station_name",
+)
 CATALOG_COLUMNS = [
     "key",
     "etag",
@@ -48,6 +58,15 @@ CATALOG_COLUMNS = [
     "parse_status",
     "parse_error",
     "deleted",
+    "storage_class",  # the cost of reading it (``governance.cost``)
+    # the identity the de-identification derives a pseudo patient from, and the quasi-identifiers
+    # (``governance.risk``): in memory only, never printed
+    "patient_name",
+    "patient_birth_date",
+    "patient_sex",
+    "manufacturer",
+    "manufacturer_model_name",
+    *NEW_QUASI_IDENTIFIER_COLUMNS,
 ]
 READABLE = ("ok", "warning")  # parse statuses a cohort selects from
 INT_MAX = 2**63 - 1  # the widest whole number Arrow and Delta hold; criteria state tighter bounds
@@ -128,9 +147,19 @@ def read_catalog(settings: Settings, *, at: lake.Snapshot | None = None) -> pa.T
     """Live catalog rows of readable objects (parsed, with or without warnings; not deleted),
     of the current catalog or of the pinned version ``at`` (a manifest is frozen from, and
     re-checked against, one version)."""
-    table = (at or lake.table(settings, "catalog")).read(columns=CATALOG_COLUMNS)
+    table = _read(at or lake.table(settings, "catalog"), CATALOG_COLUMNS)
     live = pc.and_(pc.is_in(table["parse_status"], pa.array(READABLE)), pc.invert(table["deleted"]))
     return table.filter(live)
+
+
+def _read(source: lake.Snapshot | lake.Table, columns: list[str]) -> pa.Table:
+    try:
+        return source.read(columns=columns)
+    except pa.ArrowInvalid:  # a catalog written before these columns: their values are unknown
+        base = source.read(columns=[c for c in columns if c not in NEW_QUASI_IDENTIFIER_COLUMNS])
+        for column in NEW_QUASI_IDENTIFIER_COLUMNS:
+            base = base.append_column(column, pa.nulls(base.num_rows, pa.string()))
+        return base.select(columns)
 
 
 def select(catalog: pa.Table, cohort: dict[str, Any]) -> pa.Table:
@@ -199,6 +228,8 @@ class CohortPreview:
     read_with_warnings: dict[str, int] = field(default_factory=dict)
     # Objects the export will quarantine whatever happens (no SOP Instance UID).
     unexportable: int = 0
+    # k-anonymity under the request's options and the floor (``FloorDecision.to_dict``): counts only.
+    risk: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,7 +244,17 @@ class CohortPreview:
         if self.read_with_warnings:
             warned = ", ".join(f"{code} {n}" for code, n in self.read_with_warnings.items())
             line += f"; read with warnings: {warned}; quarantined at export for certain: {self.unexportable}"
+        if self.risk is not None:
+            line += f"; {risk_line(self.risk)}"
         return line
+
+
+def risk_line(risk: dict[str, Any]) -> str:
+    """One line of a ``FloorDecision.to_dict()``: k before and after, what was applied, the floor."""
+    applied = ", ".join(risk["generalizations"]) or "none"
+    floor = "off (min_k 1)" if risk["floor_off"] else f"min_k {risk['min_k']}"
+    line = f"k = {risk['before']['k']} before, {risk['after']['k']} after generalizations ({applied}); floor {floor}"
+    return line + (f"; refused: {risk['refusal']}" if risk["refusal"] else "")
 
 
 def burned_in_risk_mask(rows: pa.Table) -> pa.ChunkedArray:

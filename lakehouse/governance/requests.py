@@ -25,8 +25,8 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,11 +36,13 @@ from lakehouse import lake
 from lakehouse.config import Settings
 from lakehouse.config.project import ProjectName
 from lakehouse.deid.options import parse_options
+from lakehouse.deid.risk import audit_fields
 from lakehouse.errors import InvalidDeidOption, InvalidProjectName, LakeError, Refused
 from lakehouse.governance import cohort as cohorts
 from lakehouse.governance.audit import GENESIS, AuditLinks, append_audit, audit_links, canonical, current_head
 from lakehouse.governance.manifest import ManifestEntry, entries_from, read_manifest, write_manifest
 from lakehouse.governance.optout import opted_out_patient_ids
+from lakehouse.governance.risk import cohort_risk
 from lakehouse.governance.roles import require_role
 from lakehouse.governance.signing import decision_payload, sign_decision
 from lakehouse.governance.verify import verify_approval
@@ -345,7 +347,7 @@ def submit_request(
     require_role(settings, user, "requesters")
     project, chosen = _project_and_options(project, list(options))
     criteria = cohorts.parse_cohort(cohort)
-    preview = preview_cohort(settings, criteria)  # before anything is written: a refusal records nothing
+    preview = preview_cohort(settings, criteria, chosen)  # before anything is written: a refusal records nothing
     at = _utc(now)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     head = current_head(settings)
@@ -603,16 +605,19 @@ def may_run(settings: Settings, request_id: str, *, now: datetime | None = None)
 # --- preview ------------------------------------------------------------------
 
 
-def preview_cohort(settings: Settings, cohort: dict[str, Any]) -> cohorts.CohortPreview:
-    """Counts of what the cohort would freeze now (opted-out patients left out)."""
+def preview_cohort(settings: Settings, cohort: dict[str, Any], options: Iterable[str] = ()) -> cohorts.CohortPreview:
+    """Counts of what the cohort would freeze now (opted-out patients left out), and its
+    k-anonymity under ``options`` against ``[policy] min_k``."""
     criteria = cohorts.parse_cohort(cohort)
     rows = cohorts.select(cohorts.read_catalog(settings), criteria)
     rows, dropped = cohorts.exclude_patients(rows, opted_out_patient_ids(settings))
-    return cohorts.preview_of(rows, dropped)
+    decision = cohort_risk(settings, rows, options)
+    return replace(cohorts.preview_of(rows, dropped), risk=decision.to_dict())
 
 
 def _counts(preview: cohorts.CohortPreview) -> dict[str, Any]:
-    return {"preview_" + k: v for k, v in preview.to_dict().items() if k != "modalities"}
+    counts = {"preview_" + k: v for k, v in preview.to_dict().items() if k not in ("modalities", "risk")}
+    return {**counts, **(audit_fields(preview.risk) if preview.risk else {})}
 
 
 def _sha(text: str) -> str:

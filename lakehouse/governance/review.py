@@ -1,8 +1,9 @@
 """What a governance officer reads before signing a request: purpose, protocol, requester, the
 cohort criteria in words, what the cohort resolves to in the catalog (by modality, body part,
 study year and site), the de-identification profile and what each chosen option keeps, burned-in
-risk, opted-out exclusions, overlap with the project's earlier approved requests, and the objects
-the catalog could not parse (no criterion can select them, so they are silently left out).
+risk, opted-out exclusions, overlap with the project's earlier approved requests, the objects
+the catalog could not parse (no criterion can select them, so they are silently left out), and
+the cohort's k-anonymity against ``[policy] min_k`` with the generalizations the export applies.
 
 Every count goes through small-cell suppression: 1 to 4 is shown as ``<5`` (0 names nobody and
 stays 0), and within a breakdown a second cell is hidden (``≥5``) when one small cell could be
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -23,16 +25,17 @@ import pyarrow.compute as pc
 from lakehouse import lake, resources
 from lakehouse.config import Settings
 from lakehouse.deid.options import option_catalog
+from lakehouse.deid.risk import FloorDecision
 from lakehouse.errors import Refused
 from lakehouse.governance import cohort as cohorts
+from lakehouse.governance.cost import CostReview, cost_review, restore_days
 from lakehouse.governance.manifest import read_manifest
 from lakehouse.governance.optout import opted_out_patient_ids
 from lakehouse.governance.requests import Request, list_requests
+from lakehouse.governance.risk import cohort_risk
 
-__all__ = ["Breakdown", "OptionNote", "Overlap", "Review", "build_review", "cell", "column_cells"]
+__all__ = ["Breakdown", "OptionNote", "Overlap", "Review", "RiskView", "build_review", "cell", "column_cells"]
 
-# A site is the institution that acquired a study; the catalog does not record it yet.
-SITE_UNRECORDED = "not recorded in the catalog"
 Cell = str
 
 
@@ -74,6 +77,61 @@ class Overlap:
 
 
 @dataclass(frozen=True)
+class RiskView:
+    """k-anonymity as the reviewer sees it: k itself (the measure under review), every count of
+    patients or classes small-cell suppressed, attribute names, never a value."""
+
+    min_k: int
+    floor_off: bool
+    quasi_identifiers: list[str]
+    k_before: int
+    k_after: int
+    patients_below_before: Cell
+    patients_below_after: Cell
+    classes_below_after: Cell
+    most_at_risk_attribute: str | None
+    generalizations: list[str]
+    refusal: str | None
+    years_unshifted: bool
+
+    @classmethod
+    def of(cls, decision: FloorDecision) -> RiskView:
+        before, after = decision.before, decision.after
+        return cls(
+            min_k=decision.min_k,
+            floor_off=decision.floor_off,
+            quasi_identifiers=before.quasi_identifiers,
+            k_before=before.k,
+            k_after=after.k,
+            patients_below_before=cell(before.patients_below),
+            patients_below_after=cell(after.patients_below),
+            classes_below_after=cell(after.classes_below),
+            most_at_risk_attribute=(after if after.patients_below else before).most_at_risk_attribute,
+            generalizations=list(decision.generalizations),
+            refusal=decision.refusal,
+            years_unshifted=decision.years_unshifted,
+        )
+
+    def lines(self) -> list[str]:
+        floor = "off (min_k = 1): measured, not enforced" if self.floor_off else f"min_k {self.min_k}"
+        lines = [
+            f"  re-identification risk (k-anonymity, floor {floor}):",
+            f"    quasi-identifiers kept: {', '.join(self.quasi_identifiers) or 'none'}",
+            f"    k = {self.k_before} before generalization; patients below the floor: {self.patients_below_before}",
+        ]
+        if self.most_at_risk_attribute:
+            lines.append(f"    attribute that singles out most: {self.most_at_risk_attribute}")
+        if self.generalizations:
+            lines.append(f"    generalizations the export applies: {', '.join(self.generalizations)}")
+            lines.append(f"    k = {self.k_after} after; patients below the floor: {self.patients_below_after}")
+        if self.refusal:
+            lines.append(f"    the export will be refused: {self.refusal}")
+        if self.years_unshifted:
+            lines.append("    (study years measured before the date shift; the export measures the shifted ones)")
+        return lines
+
+
+@dataclass(frozen=True)
 class Review:
     request_id: str
     status: str
@@ -87,7 +145,6 @@ class Review:
     totals: dict[str, Cell]  # patients, studies, series, instances
     bytes: int
     breakdowns: list[Breakdown]
-    site: str
     profile: str
     options: list[OptionNote]
     burned_in_risk: Cell
@@ -97,6 +154,8 @@ class Review:
     unparseable_in_cohort_studies: Cell
     read_with_warnings: dict[str, Cell] = field(default_factory=dict)
     unexportable: Cell = "0"  # no SOP Instance UID: quarantined at export whatever happens
+    cost: CostReview | None = None  # per storage class: objects, bytes, reads, restores (``cost``)
+    risk: RiskView | None = None  # k-anonymity against [policy] min_k (``RiskView``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +191,9 @@ def build_review(settings: Settings, request: Request) -> Review:
             _breakdown(rows, "modality", rows["modality"] if rows.num_rows else None),
             _breakdown(rows, "body part", rows["body_part_examined"] if rows.num_rows else None),
             _breakdown(rows, "study year", _years(rows)),
+            # the site is the institution that acquired the study, as its objects name it
+            _breakdown(rows, "site", rows["institution_name"] if rows.num_rows else None),
         ],
-        site=SITE_UNRECORDED,
         profile=_texts()["profile"],
         options=option_notes(request.options),
         burned_in_risk=cell(preview.burned_in_risk),
@@ -143,7 +203,13 @@ def build_review(settings: Settings, request: Request) -> Review:
         unparseable_in_cohort_studies=cell(in_studies),
         read_with_warnings={code: cell(n) for code, n in preview.read_with_warnings.items()},
         unexportable=cell(preview.unexportable),
+        risk=RiskView.of(cohort_risk(settings, rows, request.options)),
+        cost=cost_review(settings, rows, days=_restore_days(settings, request), suppress=column_cells),
     )
+
+
+def _restore_days(settings: Settings, request: Request) -> int:
+    return restore_days(request.expires, datetime.now(UTC).date(), settings.policy.max_validity_days)
 
 
 def option_notes(options: list[str]) -> list[OptionNote]:

@@ -46,7 +46,6 @@ def render_html(request: Request, review: Review) -> str:
         ),
         _pairs([(name.capitalize(), n) for name, n in review.totals.items()] + [("Bytes", str(review.bytes))], "totals"),
         *(_breakdown(b.attribute, b.rows) for b in review.breakdowns),
-        f"<h3>By site</h3><p>{_e(review.site)}</p>",
         "<h2>Risks and exclusions</h2>",
         _pairs(
             [
@@ -61,6 +60,8 @@ def render_html(request: Request, review: Review) -> str:
         "<h3>Objects the catalog could not parse</h3>",
         '<p class="note">No criterion can select them, so they are left out of every cohort.</p>',
         _table(["reason", "objects"], [[reason, n] for reason, n in review.unparseable.items()], "unparseable"),
+        *_cost(review),
+        *_risk(review),
         "<h2>De-identification</h2>",
         f"<p>{_e(review.profile)}</p>",
         _table(
@@ -95,6 +96,74 @@ def render_html(request: Request, review: Review) -> str:
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def _risk(review: Review) -> list[str]:
+    """The k-anonymity block: what the text review says, as a table."""
+    risk = review.risk
+    if risk is None:
+        return []
+    floor = "off (min_k = 1): measured, not enforced" if risk.floor_off else str(risk.min_k)
+    rows = [
+        ("Floor (min_k)", floor),
+        ("Quasi-identifiers kept", ", ".join(risk.quasi_identifiers) or "none"),
+        ("k before generalization", str(risk.k_before)),
+        ("Patients in classes below the floor", risk.patients_below_before),
+        ("Attribute that singles out most", risk.most_at_risk_attribute or "no single one: their combination"),
+        ("Generalizations the export applies", ", ".join(risk.generalizations) or "none"),
+        ("k after generalization", str(risk.k_after)),
+        ("Patients below the floor after", risk.patients_below_after),
+    ]
+    if risk.refusal:
+        rows.append(("The export will be refused", risk.refusal))
+    note = (
+        '<p class="note">One record per study; a class is a combination of kept values and its size counts '
+        "distinct patients; k is the smallest class. Study years are measured before the date shift.</p>"
+        if risk.years_unshifted else
+        '<p class="note">One record per study; a class is a combination of kept values and its size counts '
+        "distinct patients; k is the smallest class.</p>"
+    )
+    return ["<h2>Re-identification risk</h2>", note, _pairs(rows, "risk")]
+
+
+def _cost(review: Review) -> list[str]:
+    """The cost block: per storage class, then restores, Intelligent-Tiering moves and totals."""
+    cost = review.cost
+    if cost is None:
+        return []
+    money = cost.currency
+    return [
+        "<h2>Cost of reading the archive</h2>",
+        (
+            f'<p class="note">An estimate in {_e(money)} from {_e(cost.region)} prices as of '
+            f"{_e(cost.prices_as_of)} ({_e(cost.prices_source)}; table: {_e(cost.price_table)}, which holds "
+            "the addresses).</p>"
+        ),
+        _table(
+            ["storage class", "objects", "bytes", "read", "restore", "restored copies"],
+            [
+                [c.storage_class, c.objects, str(c.bytes), f"{c.read:.2f}", f"{c.restore:.2f}", f"{c.restored_copies:.2f}"]
+                for c in cost.classes
+            ],
+            "cost-by-class",
+            empty="Nothing selected.",
+        ),
+        _pairs(
+            [
+                ("Objects that need a restore", f"{cost.needs_restore} ({cost.needs_restore_bytes} bytes)"),
+                ("Restore tier and typical delay", f"{cost.restore_tier}, {cost.restore_delay}"),
+                ("Restored copies kept (days)", str(cost.restore_days)),
+                (
+                    "Intelligent-Tiering objects a read moves back to frequent access",
+                    (f"{cost.moves_to_frequent} ({cost.moves_to_frequent_bytes} bytes), up to "
+                    f"{cost.owner_extra_per_month:.2f} {money} a month more for the archive owner"),
+                ),
+                ("Total", f"{cost.total:.2f} {money}"),
+                *(("Note", note) for note in cost.notes),
+            ],
+            "cost",
+        ),
+    ]
 
 
 def _e(value: object) -> str:

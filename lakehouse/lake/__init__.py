@@ -12,8 +12,9 @@ stages ask for a table by name and call its named operations::
 
 from lakehouse.config import Settings
 from lakehouse.lake.s3 import arrow_filesystem, delta_storage_options
+from lakehouse.lake.scan import scan
 from lakehouse.lake.schemas import WRITE_MODES, Column, TableSpec, all_table_specs, arrow_type, table_spec
-from lakehouse.lake.snapshot import Snapshot
+from lakehouse.lake.snapshot import Figures, Snapshot
 from lakehouse.lake.tables import Build, Rows, Table, in_list
 
 
@@ -32,6 +33,7 @@ __all__ = [
     "WRITE_MODES",
     "Build",
     "Column",
+    "Figures",
     "Rows",
     "Snapshot",
     "Table",
@@ -41,6 +43,7 @@ __all__ = [
     "arrow_type",
     "delta_storage_options",
     "in_list",
+    "scan",
     "table",
     "table_spec",
 ]

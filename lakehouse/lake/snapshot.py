@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -17,6 +18,15 @@ from deltalake.exceptions import DeltaError
 from lakehouse.config import ZoneSettings
 from lakehouse.errors import LakeError
 from lakehouse.lake.s3 import arrow_filesystem
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The size of one version, from its log alone (no data file is read)."""
+
+    rows: int
+    files: int
+    bytes: int
 
 
 class Snapshot:
@@ -38,6 +48,13 @@ class Snapshot:
 
     def file_uris(self) -> list[str]:
         return self.delta.file_uris()
+
+    def figures(self) -> Figures:
+        """Rows, data files and bytes of this version (the log's per-file statistics)."""
+        actions = pa.table(self.delta.get_add_actions(flatten=True))
+        rows = pc.sum(actions.column("num_records")).as_py() if actions.num_rows else 0
+        size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
+        return Figures(rows=int(rows or 0), files=actions.num_rows, bytes=int(size or 0))
 
     def read(self, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
         """Rows of this version. ``filters`` take the DNF form of ``pyarrow.parquet``

@@ -113,6 +113,21 @@ class Table:
         snapshot = self.open()
         return None if snapshot is None else snapshot.version
 
+    def rows_committed(self, version: int) -> int | None:
+        """Rows the commit of ``version`` added (appended or merged in); None when its commit
+        info does not say (e.g. the table's creation) or the table is gone."""
+        # Asked of the newest snapshot: delta-rs numbers an older snapshot's history wrongly.
+        current = self.open()
+        if current is None or version > current.version:
+            return None
+        history = current.delta.history(current.version - version + 1)
+        entry = next((e for e in history if e.get("version") == version), {})
+        metrics = entry.get("operationMetrics") or {}
+        for key in ("num_added_rows", "num_target_rows_inserted"):
+            if key in metrics:
+                return int(metrics[key])
+        return None
+
     def transaction_version(self, app_id: str) -> int | None:
         snapshot = self.open()
         return None if snapshot is None else snapshot.transaction_version(app_id)

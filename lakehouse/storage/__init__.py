@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakehouse.config import ArchiveSettings, Settings, ThrottleSettings, ZoneSettings
 from lakehouse.errors import ConfigError
@@ -25,6 +26,9 @@ from lakehouse.storage.writers import (
     tagged_writer_gone,
     writer_tag,
 )
+
+if TYPE_CHECKING:
+    from lakehouse.storage.s3 import ArchiveRestorer
 
 __all__ = [
     "FOREIGN_TEMPORARY_SECONDS",
@@ -40,6 +44,7 @@ __all__ = [
     "keep_private",
     "open_archive",
     "open_location",
+    "open_restorer",
     "open_zone",
     "private_folders",
     "process_gone",
@@ -95,6 +100,18 @@ def open_archive(settings: Settings) -> ObjectReader:
         backoff_base=t.backoff_base_seconds,
         backoff_max=t.backoff_max_seconds,
     )
+
+
+def open_restorer(settings: Settings) -> ArchiveRestorer | None:
+    """What the operator's ``export restore`` requests restores through, throttled with the
+    archive's reads; None for a local archive (its tier is ``local``: nothing to restore)."""
+    if not settings.archive.is_s3:
+        return None
+    from lakehouse.storage.s3 import ArchiveRestorer
+
+    t = settings.throttle
+    retry = {"max_retries": t.max_retries, "base": t.backoff_base_seconds, "cap": t.backoff_max_seconds}
+    return ArchiveRestorer(settings.archive, archive_throttle(settings), timeout=t.timeout_seconds, retry=retry)
 
 
 def open_zone(settings: Settings, name: str) -> ObjectStore:

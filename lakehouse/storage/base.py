@@ -24,6 +24,10 @@ class ObjectInfo:
     storage_class: str | None = None
     # A local archive's symbolic link that is not followed: why (a reason code). Never read.
     link: str | None = None
+    # S3 HEAD only: the restore status of an archived object (``x-amz-restore``) and the
+    # Intelligent-Tiering archive tier it sits in (``x-amz-archive-status``); see ``storage.tiers``.
+    restore: str | None = None
+    archive_status: str | None = None
 
 
 class ObjectReader(ABC):

@@ -7,19 +7,21 @@ and lets us translate its errors into Transient/Permanent ones ourselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from lakehouse.config import ThrottleSettings, ZoneSettings
-from lakehouse.errors import ObjectNotFound, PermanentStorageError, TransientStorageError
+from lakehouse.errors import ObjectArchived, ObjectNotFound, PermanentStorageError, TransientStorageError
 from lakehouse.storage.base import ObjectInfo, ObjectReader, ObjectStore
-from lakehouse.storage.throttle import with_retries
+from lakehouse.storage.throttle import Throttle, with_retries
+
+T = TypeVar("T")
 
 # Timeout and listing retries of a store opened without settings (the writable zones).
 _DEFAULTS = ThrottleSettings()
@@ -131,6 +133,8 @@ def _translate(exc: Exception, key: str) -> Exception:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in ("NoSuchKey", "404", "NotFound"):
             return ObjectNotFound(f"no object at key {key!r}")
+        if code == "InvalidObjectState":
+            return ObjectArchived(f"S3 {code} on key {key!r}: archived, not restored")
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientStorageError(f"S3 {code or status} on key {key!r}")
         return PermanentStorageError(f"S3 {code or status} on key {key!r}")
@@ -201,6 +205,8 @@ class S3Reader(ObjectReader):
             etag=str(resp.get("ETag", "")).strip('"'),
             last_modified=resp.get("LastModified"),
             storage_class=resp.get("StorageClass", "STANDARD"),
+            restore=resp.get("Restore"),
+            archive_status=resp.get("ArchiveStatus"),
         )
 
     def _get(self, key: str, **kwargs: Any) -> bytes:
@@ -261,3 +267,42 @@ class S3Store(S3Reader, ObjectStore):
                 return
             raise error from None
         self.delete(src)
+
+
+class ArchiveRestorer:
+    """The one thing besides reading that may reach the archive: asking S3 to restore an
+    archived object (``RestoreObject``: a temporary readable copy; the object itself is not
+    changed). Only HEAD and restore exist here, throttled and retried with the archive's
+    reads, and only the operator's ``export restore`` opens one (``storage.open_restorer``)."""
+
+    def __init__(self, zone: ZoneSettings, throttle: Throttle, *, timeout: float, retry: dict[str, Any]) -> None:
+        self._reader = S3Reader(zone, timeout=timeout)
+        self._throttle = throttle
+        self._retry = retry
+
+    def _call(self, call: Callable[[], T]) -> T:
+        def attempt() -> T:
+            self._throttle.before_request()
+            return call()
+
+        return with_retries(attempt, **self._retry)
+
+    def head(self, key: str) -> ObjectInfo:
+        return self._call(partial(self._reader.head, key))
+
+    def restore(self, key: str, *, days: int, tier: str) -> None:
+        """Request a copy readable for ``days`` days at retrieval ``tier`` (bulk, standard,
+        expedited). A restore already under way is not an error."""
+        self._call(partial(self._restore, key, days, tier))
+
+    def _restore(self, key: str, days: int, tier: str) -> None:
+        reader = self._reader
+        request = {"Days": days, "GlacierJobParameters": {"Tier": tier.capitalize()}}
+        try:
+            reader._client.restore_object(Bucket=reader.bucket, Key=reader._key(key), RestoreRequest=request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "RestoreAlreadyInProgress":
+                return
+            raise _translate(exc, key) from None
+        except BotoCoreError as exc:
+            raise _translate(exc, key) from None

@@ -3,6 +3,7 @@
     .venv/bin/python tests/benchmarks/bench_export.py --n 200                 # smoke
     .venv/bin/python tests/benchmarks/bench_export.py --n 2000 8000 --json bench-export.json
     .venv/bin/python tests/benchmarks/bench_export.py --n 500 --profile       # where the time goes
+    .venv/bin/python tests/benchmarks/bench_export.py --n 400 --spark         # Spark: 2 workers x 1 core vs 1 slot
 
 For each N: synthesizes an archive of about N objects (CT slices of ``--ct-size`` pixels,
 ~0.5 MB at 512, plus the archive's SR, KO, MR, CR, SC and US objects), catalogs it, submits
@@ -48,7 +49,7 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "export")]
 
 from export_testing import ROLES, prepare
 from lakehouse_testing import set_sections
@@ -319,6 +320,53 @@ def profile_export(args: argparse.Namespace, scratch: Path) -> None:
         print(buffer.getvalue())
 
 
+# --- Spark: a standalone cluster of 2 workers x 1 core, against the same cluster held to 1 slot
+
+
+def bench_spark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """``spark-submit jobs/export_spark.py`` on a standalone cluster on 127.0.0.1 (2 workers of
+    1 core, started and stopped here), once held to one task slot (``spark.cores.max=1``) and
+    once with both, each on its own copy of the same root (same request, same key)."""
+    from spark_cluster import spark_submit, standalone_cluster
+
+    n = args.n[0]
+    config, request_id, files = build_root(
+        scratch / f"spark-{n}", n, ct_size=args.ct_size, ct_slices=args.ct_slices, seed=args.seed,
+        workers=2, batch_size=args.batch_size,
+    )
+    warm(files)
+    result: dict[str, Any] = {"objects": len(files), "corpus_mb": round(sum(f.stat().st_size for f in files) / 1e6, 1)}
+    with standalone_cluster(scratch / "cluster", workers=2, cores=1) as cluster:
+        for slots in (1, 2):
+            root = scratch / f"spark-{n}-{slots}-slots"
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.copytree(config.parent, root)
+            before = load1()
+            started = time.perf_counter()
+            done = spark_submit(
+                cluster, ["--config", str(root / "lakehouse.toml"), "--user", USER, request_id], py_files=[],
+                python=Path(sys.executable), conf={"spark.cores.max": str(slots)}, timeout=3600,
+                env={"LAKEHOUSE_NO_PROGRESS": "1"},
+            )
+            wall = time.perf_counter() - started
+            if done.returncode:
+                raise SystemExit(f"spark-submit failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+            state = json.loads(done.stdout[done.stdout.index("{"):])
+            result[f"{slots}_slot{'s' if slots > 1 else ''}"] = {
+                "run_seconds": state["seconds"], "spark_submit_wall_seconds": round(wall, 2),
+                "status": state["status"], "exported": state["exported"], "batches": state["batches"],
+                "load1_before": before, "load1_after": load1(),
+            }
+            print(f"[spark] {slots} slot(s): run {state['seconds']} s, spark-submit {wall:.1f} s",
+                  file=sys.stderr, flush=True)
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+    one, two = result["1_slot"], result["2_slots"]
+    result["ratio_2x1_vs_1_slot (target <= 0.6)"] = round(two["run_seconds"] / one["run_seconds"], 2)
+    result["ratio_wall_incl_jvm_start"] = round(two["spark_submit_wall_seconds"] / one["spark_submit_wall_seconds"], 2)
+    return result
+
+
 # --- output -------------------------------------------------------------------------------
 
 
@@ -370,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-all", action="store_true", help="compare with dicognito/bare at every N")
     parser.add_argument("--profile", action="store_true", help="only profile run_export (workers=1) at the first --n")
     parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument("--spark", action="store_true",
+                        help="only the Spark engine at the first --n: 2 workers x 1 core against 1 slot")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the lakehouse roots")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -380,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.profile:
             profile_export(args, scratch)
+            return 0
+        if args.spark:
+            spark = bench_spark(args, scratch)
+            print(json.dumps(spark, sort_keys=True, indent=1))
+            if args.json:
+                args.json.write_text(json.dumps(spark, indent=1, sort_keys=True))
             return 0
         result: dict[str, Any] = {
             "cpus": os.cpu_count(),

@@ -120,12 +120,12 @@ def test_a_failing_batch_names_its_stage_and_batch(prepared: Prepared) -> None:
     assert error["details"] == {"stage": "write", "batch": "b-00001"}
 
     status = json.loads(lakehouse("export", "status", state.run_id, "--json", *config).stdout)
-    assert status["status"] == "running"  # resumable
+    assert status["status"] == "failed"  # and resumable
     assert status["error"] == {"stage": "write", "batch": "b-00001", "reason": "IsADirectoryError"}
     text = lakehouse("export", "status", state.run_id, *config).stdout
     assert "failed at stage write, batch b-00001: IsADirectoryError" in text
     listed = lakehouse("export", "list", *config).stdout
-    assert f"{state.run_id}  running" in listed and "(failed at stage write, batch b-00001" in listed
+    assert f"{state.run_id}  failed" in listed and "(failed at stage write, batch b-00001" in listed
 
     # Cleared, the same run resumes and finishes; the recorded failure goes with it.
     shutil.rmtree(blocker)

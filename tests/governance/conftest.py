@@ -150,12 +150,14 @@ class Lake:
         signing_key: str = "",
         allowed_signers: Sequence[str] = (),
         roles: str = ROLES,
+        min_k: int = 1,
     ) -> Settings:
-        """Rewrite the config: tests act under typed names (``asserted``) unless they pick a mode."""
+        """Rewrite the config: tests act under typed names (``asserted``) unless they pick a mode,
+        with the k-anonymity floor off unless they set one (their cohorts are a few patients)."""
         identity = f"\n[identity]\nmode = {json.dumps(mode)}\nsigning_key = {json.dumps(signing_key)}\n"
         policy = (
             f"\n[policy]\napprovals_required = {approvals}\nmax_validity_days = {max_days}\n"
-            f"allowed_signers = {json.dumps(list(allowed_signers))}\n"
+            f"allowed_signers = {json.dumps(list(allowed_signers))}\nmin_k = {min_k}\n"
         )
         self.config.write_text(self.zones_toml + roles + identity + policy)
         return load_settings(self.config)

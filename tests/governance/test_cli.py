@@ -72,6 +72,8 @@ def test_walkthrough(root: Path) -> None:
         "alice",
     )
     request_id = submitted["id"]
+    risk = submitted["preview"].pop("risk")
+    assert risk["floor_off"] and risk["before"]["patients"] == 2 and "study year" in risk["before"]["quasi_identifiers"]
     assert submitted["preview"] == {
         "patients": 2,
         "studies": 2,
