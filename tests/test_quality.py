@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import date, timedelta
 
+import pyarrow as pa
 import pytest
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -212,6 +213,25 @@ def test_matcher_finds_whole_identifiers_only() -> None:
     assert matcher.found_in("said two words today")
     assert not matcher.found_in(None)
     assert matcher.count_rows(["1.2.3", "x", None, "1.2.3 again"]) == 2
+
+
+def test_matcher_takes_identifiers_with_regex_characters_literally() -> None:
+    """Identifiers with a delimiter are one RE2 alternation: each must match as written."""
+    odd = ["a.b (c)*", "x+y [z]", "tab\there", "50% off $5", "back\\slash |pipe|", "Ωmega name"]
+    matcher = ForbiddenMatcher(odd)
+    for value in odd:
+        assert matcher.found_in(f"before {value} after"), value
+        assert matcher.found_in(json.dumps({"v": value}, ensure_ascii=False)), value  # as header JSON has it
+    assert not matcher.found_in("aXb (c)")  # "." is not any character
+    assert not matcher.found_in("a.b (cccc)")  # "*" is not a repetition
+    assert not matcher.found_in("x+y z")
+
+
+def test_matcher_counts_rows_of_a_column_with_repeats_and_nulls() -> None:
+    matcher = ForbiddenMatcher({"DOE^JANE", "Jane Doe"})
+    column = pa.chunked_array([["ok", None, "by Jane Doe"], ["DOE^JANE", "ok", "by Jane Doe", ""]])
+    assert matcher.count_rows(column) == 3
+    assert matcher.count_rows(pa.chunked_array([["ok", None]])) == 0
 
 
 def test_gate_without_identifiers_still_checks_keys() -> None:

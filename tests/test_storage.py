@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -204,6 +205,32 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
             call()
     with pytest.raises(PermanentStorageError):
         store.get("../outside")
+
+
+def test_deferred_writes_are_whole_at_once_and_synced_together(tmp_path: Path) -> None:
+    """A batch's objects are written without a flush each, then flushed together (files, then
+    their folders) before the batch is marked done."""
+    store = LocalStore(tmp_path)
+    keys = [f"objects/{study}/{n}.dcm" for study in ("s1", "s2") for n in range(3)]
+    for key in keys:
+        store.put_deferred(key, key.encode())
+    assert [i.key for i in store.list("objects/")] == sorted(keys)
+    assert all(store.get(key) == key.encode() for key in keys)
+    assert not list(tmp_path.rglob(".tmp-*"))  # each appeared whole (a rename), no temporaries left
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    os.fsync = recording_fsync
+    try:
+        store.sync(keys)
+    finally:
+        os.fsync = real_fsync
+    expected = {str(tmp_path / key) for key in keys} | {str(tmp_path / "objects" / s) for s in ("s1", "s2")}
+    assert set(synced) == expected and len(synced) == len(expected)
 
 
 def test_local_etag_changes_when_the_file_changes(tmp_path: Path) -> None:

@@ -1,7 +1,13 @@
-"""The quality gate of a run: each batch as it lands, then the run as a whole, one report.
+"""The quality gate of a run: batches as they land, then the run as a whole, one report.
 
-Each staged batch is validated once (``lakehouse.quality``, Great Expectations) and its
-``GateVerdict`` stored; a resumed run reads verdicts back instead of validating again.
+Staged batches are validated (``lakehouse.quality``, Great Expectations) on a thread of the
+driver (``BatchGate``) while workers go on, several per call: what landed while the previous
+call ran is validated together, since a GX call costs about the same for one batch as for
+ten and the first call waits seconds for GX's import. A group that passes passes for each of
+its batches (each check is of rows, keys or identifiers, and the group holds every batch's);
+a group that fails is validated again batch by batch, so the report names the failing batch.
+Each batch's ``GateVerdict`` is stored once; a resumed run reads verdicts back instead of
+validating again.
 ``check_run`` adds the run-wide checks (no instance twice across batches, as many
 instance rows as exported objects) and writes the run's one report (names and counts,
 never values) to ``RunLayout.gate_report``. Only the driver imports this module.
@@ -10,13 +16,97 @@ never values) to ``RunLayout.gate_report``. Only the driver imports this module.
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse import lake, quality
 from lakehouse.export.context import RunContext
 from lakehouse.export.errors import GateFailed, StageFailure
 from lakehouse.export.results import BatchSummary, GateVerdict
 from lakehouse.export.worker import RESEARCH_TABLES
+
+SPLIT_ACROSS_BATCHES = ("studies", "series")  # tables whose rows repeat in each batch of the entity
+
+
+class BatchGate:
+    """Gates staged batches on a thread of the driver, several per GX call (see above).
+
+    ``submit`` returns at once; ``close`` waits for every submitted batch's verdict and
+    raises what the thread raised (``raise_failure`` does so early, between batches)."""
+
+    def __init__(self, ctx: RunContext, checkpoint: Callable[[str], None]) -> None:
+        self._ctx = ctx
+        self._checkpoint = checkpoint  # fault injection: ``after_gate:<batch>``
+        self._queue: queue.SimpleQueue[BatchSummary | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lakehouse-gate", daemon=True)
+        self._thread.start()
+
+    def submit(self, summary: BatchSummary) -> None:
+        self.raise_failure()
+        self._queue.put(summary)
+
+    def close(self, *, quietly: bool = False) -> None:
+        """Wait for the verdicts; ``quietly`` when the run already fails for another reason."""
+        self._queue.put(None)
+        self._thread.join()
+        if not quietly:
+            self.raise_failure()
+
+    def raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            quality.warm_up()  # GX's import, while the first batches are de-identified
+            done = False
+            while not done:
+                group = [self._queue.get()]
+                while not self._queue.empty():
+                    group.append(self._queue.get())
+                done = None in group
+                for verdict in gate_batches(self._ctx, [s for s in group if s is not None]):
+                    self._checkpoint(f"after_gate:{verdict.batch}")
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver thread, which raises it
+            self._error = exc
+
+
+def gate_batches(ctx: RunContext, summaries: list[BatchSummary]) -> list[GateVerdict]:
+    """The verdicts on staged batches: validated together in one call where they pass."""
+    todo = [s for s in summaries if not ctx.restricted.exists(ctx.layout.verdict(s.batch))]
+    if len(todo) > 1:
+        tables = {name: _together(ctx, name, todo) for name in RESEARCH_TABLES}
+        result = quality.run_gate(
+            tables,
+            forbidden_values={value for s in todo for value in s.forbidden},
+            expected_instances=sum(s.exported for s in todo),
+        )
+        if result.passed:
+            together = [s.name for s in todo]
+            for summary in todo:
+                verdict = GateVerdict(summary.batch, True, report={**result.report, "validated_together": together})
+                ctx.restricted.put(ctx.layout.verdict(summary.batch), verdict.to_json())
+    return [gate_batch(ctx, summary) for summary in summaries]
+
+
+def _together(ctx: RunContext, name: str, summaries: list[BatchSummary]) -> pa.Table:
+    """One staged table of several batches. A study or series split between batches has a row
+    in each: only its first batch's row is kept, so keys stay unique as in each batch alone."""
+    staged = [ctx.staged_table(name, s.batch) for s in summaries]
+    if name in SPLIT_ACROSS_BATCHES:
+        (key,) = lake.table_spec(name).keys
+        seen: set[str] = set()
+        for i, table in enumerate(staged):
+            keys = table.column(key)
+            staged[i] = table.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(seen), pa.string()))))
+            seen.update(k for k in keys.to_pylist() if k is not None)
+    return pa.concat_tables(staged, promote_options="default")
 
 
 def gate_batch(ctx: RunContext, summary: BatchSummary) -> GateVerdict:
@@ -37,7 +127,7 @@ def check_run(ctx: RunContext, summaries: list[BatchSummary]) -> str:
     Returns the report's key in the restricted zone; raises GateFailed (naming the first
     failing batch) when any check failed.
     """
-    verdicts = [gate_batch(ctx, summary) for summary in summaries]
+    verdicts = gate_batches(ctx, summaries)  # those a resumed run finds without a verdict, together
     failures = [f"batch {v.name}: {failure}" for v in verdicts for failure in v.failures]
     failures += _run_checks(ctx, exported=sum(s.exported for s in summaries))
     key = ctx.layout.gate_report

@@ -123,6 +123,7 @@ def run_export(
         _refused(settings, user, request_id, f"request {request_id} may not be exported: {permission.reason}")
     request = permission.request
     assert request is not None, "an allowed permission carries its request"
+    quality.preload()  # Great Expectations takes seconds to import: start now, the gate needs it last
     options = RunOptions(engine=engine, workers=workers or settings.export.workers, spark=spark, progress=progress)
     restricted = open_zone(settings, "restricted")
     try:
@@ -245,7 +246,7 @@ def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> list[BatchW
             waiting.append(result)  # nothing of it staged: an attempt after the restores redoes it
         else:
             with stage("gate", result.name):
-                gate.gate_batch(ctx, result)  # the driver gates while workers go on
+                batch_gate.submit(result)  # gated on the gate's thread while workers go on
             ctx.options.advance(len(batches[result.batch]))
         checkpoint(f"after_batch:{result.batch}")
         ctx.lease.ensure()
@@ -253,14 +254,21 @@ def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> list[BatchW
 
     if not pending:
         return waiting
-    quality.preload()
-    with stage("execute"):
-        engine = engines.open_engine(
-            ctx.options.engine, workers=ctx.options.workers, credentials=settings_credentials(ctx.settings),
-            spark=ctx.options.spark,
-        )
-        running = engine.slots(len(pending))  # the throttle is split between these
-        engine.run(engines.batch_tasks(ctx, {index: batches[index] for index in pending}, running), on_done, running)
+    batch_gate = gate.BatchGate(ctx, checkpoint)
+    try:
+        with stage("execute"):
+            engine = engines.open_engine(
+                ctx.options.engine, workers=ctx.options.workers, credentials=settings_credentials(ctx.settings),
+                spark=ctx.options.spark,
+            )
+            running = engine.slots(len(pending))  # the throttle is split between these
+            tasks = engines.batch_tasks(ctx, {index: batches[index] for index in pending}, running)
+            engine.run(tasks, on_done, running)
+    except BaseException:
+        batch_gate.close(quietly=True)  # the run's own failure is the one to report
+        raise
+    with stage("gate"):
+        batch_gate.close()
     return waiting
 
 

@@ -10,7 +10,9 @@ the worker looks the project key up itself and checks it against the task's ``ke
 zone credentials come from the local pool (``accept_credentials``, once per process) or
 from the executor's own environment (``lakehouse.export.keys``). A batch is done when its marker
 (``RunLayout.marker``) exists; it is written last, so a batch killed midway is
-simply redone (its staged objects and files are overwritten with identical bytes).
+simply redone (its staged objects and files are overwritten with identical bytes). Staged
+objects are written without a flush each and flushed together before the marker
+(``ObjectStore.put_deferred``/``sync``): one flush per batch, the same durability.
 A batch that fails returns a ``StageFailure`` instead of raising: it travels back
 the same way from a process pool and from Spark, with the stage that failed.
 A batch first HEADs its objects; when one cannot be read with a GET yet (archived and not
@@ -149,6 +151,8 @@ def run_batch(task: BatchTask, credentials: Credentials) -> BatchResult:
                 return BatchWaiting(task.batch, {outcome.waiting: 1})
             outcomes.append(outcome)
         with stage("write", task.name):
+            staged = [task.layout.staging_object(o.lineage["output_key"]) for o in outcomes if o.lineage]
+            research.sync(staged)  # the objects are on disk before the marker says the batch is done
             return _stage(task, restricted, outcomes)
     except ExportStageError as exc:
         return exc.failure
@@ -242,7 +246,7 @@ def _export_one(
         except DicomParseError as exc:  # e.g. a required key missing: not publishable as a row
             return ObjectOutcome.quarantined(_quarantine(task, entry, f"flatten_{exc.code}"), read)
     with stage("write", task.name):
-        research.put(task.layout.staging_object(out_key), result.data)
+        research.put_deferred(task.layout.staging_object(out_key), result.data)  # synced before the marker
     source_uids = {v: k for k, v in result.uid_map.items()}
     lineage = {
         "project": project,

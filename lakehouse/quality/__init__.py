@@ -6,6 +6,6 @@ Its ``GateResult`` holds names and counts, never values; the export stores it pe
 batch and writes the run's one report (``lakehouse.export.gate``).
 """
 
-from lakehouse.quality.gate import GateResult, preload, run_gate
+from lakehouse.quality.gate import GateResult, preload, run_gate, warm_up
 
-__all__ = ["GateResult", "preload", "run_gate"]
+__all__ = ["GateResult", "preload", "run_gate", "warm_up"]

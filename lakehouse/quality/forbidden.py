@@ -6,7 +6,10 @@ Text is cut into tokens at JSON and DICOM delimiters (whitespace, quotes, backsl
 comma, colon, brackets, braces); an identifier that is itself one token is found by a
 set lookup, so ``1.2.3`` is found in ``"Value":["1.2.3"]`` but not inside
 ``1.2.3.4`` (a different UID). Identifiers containing a delimiter are searched as
-plain substrings. Each identifier is also searched in its JSON-escaped form.
+plain substrings, all at once: one alternation of literals run by Arrow's RE2, which
+matches it in one linear pass (a Python loop over identifiers × texts cost seconds per
+batch). Each identifier is also searched in its JSON-escaped form. A column is searched
+once per distinct value.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import json
 import re
 from collections.abc import Iterable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 _DELIMITERS = ' \t\r\n"\\,:{}[]'
 _TOKEN = re.compile(r'[^\s"\\,:{}\[\]]+')
 
@@ -22,25 +28,40 @@ _TOKEN = re.compile(r'[^\s"\\,:{}\[\]]+')
 class ForbiddenMatcher:
     def __init__(self, values: Iterable[str]) -> None:
         self.tokens: set[str] = set()
-        self.substrings: list[str] = []
+        substrings: set[str] = set()
         for value in normalize(values):
             for form in {value, json.dumps(value, ensure_ascii=False)[1:-1]}:
                 if any(ch in _DELIMITERS for ch in form):
-                    self.substrings.append(form)
+                    substrings.add(form)
                 else:
                     self.tokens.add(form)
-        self.substrings.sort()
+        self.substrings = sorted(substrings)
+        # Longest first, so an alternation never stops at a shorter identifier's prefix.
+        self._pattern = "|".join(re.escape(s) for s in sorted(substrings, key=len, reverse=True))
 
     def found_in(self, text: str | None) -> bool:
         if not text:
             return False
-        if self.tokens and not self.tokens.isdisjoint(_TOKEN.findall(text)):
-            return True
-        return any(s in text for s in self.substrings)
+        return bool(self.hits(pa.array([text], type=pa.string()))[0].as_py())
 
-    def count_rows(self, texts: Iterable[str | None]) -> int:
+    def count_rows(self, texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> int:
         """How many of ``texts`` contain an identifier."""
-        return sum(1 for text in texts if self.found_in(text))
+        column = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(list(texts), type=pa.string())
+        distinct = pc.unique(column)
+        found = pc.filter(distinct, self.hits(distinct))
+        if not len(found):
+            return 0
+        return int(pc.sum(pc.is_in(column, value_set=found)).as_py() or 0)
+
+    def hits(self, texts: pa.Array) -> pa.BooleanArray:
+        """Per text: does it contain an identifier (null and empty texts: no)."""
+        tokens = self.tokens
+        found = [bool(t) and not tokens.isdisjoint(_TOKEN.findall(t)) for t in texts.to_pylist()] if tokens else None
+        by_token = pa.array(found if found is not None else [False] * len(texts), type=pa.bool_())
+        if not self._pattern:
+            return by_token
+        by_substring = pc.fill_null(pc.match_substring_regex(texts, self._pattern), False)
+        return pc.or_(by_token, by_substring)
 
 
 def normalize(values: Iterable[str]) -> set[str]:

@@ -195,7 +195,7 @@ def _free_text_checks(
         if column not in table.column_names:
             checks.append(_check(name, "column_present", column, success=False))
             continue
-        hits = matcher.count_rows(table.column(column).to_pylist())
+        hits = matcher.count_rows(table.column(column))
         checks.append(
             _check(
                 name,
@@ -223,6 +223,11 @@ def _great_expectations() -> Any:
     import great_expectations
 
     return great_expectations
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build the context now (seconds), so the first gate does not."""
+    _runner()
 
 
 @cache

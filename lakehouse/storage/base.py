@@ -8,7 +8,7 @@ is always opened as one, so code holding the archive handle cannot write to it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,6 +67,14 @@ class ObjectStore(ObjectReader):
     @abstractmethod
     def put(self, key: str, data: bytes) -> ObjectInfo:
         """Write an object atomically (readers see the old or the new bytes, never a mix)."""
+
+    def put_deferred(self, key: str, data: bytes) -> None:
+        """Write an object atomically, made durable later by ``sync``: a batch of writes pays one
+        flush instead of one per object. Where ``put`` is durable at once (S3), it is ``put``."""
+        self.put(key, data)
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """Make the deferred writes of ``keys`` durable (nothing to do where ``put`` is)."""
 
     @abstractmethod
     def create(self, key: str, data: bytes) -> bool:

@@ -21,7 +21,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,6 +179,22 @@ class LocalStore(LocalReader, ObjectStore):
             os.replace(tmp, path)
         return self.head(key)
 
+    def put_deferred(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        with self._synced_temp(path, data, fsync=False) as tmp:
+            os.replace(tmp, path)
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """fsync each file, then each folder holding one (so the renames that put them in place
+        survive a crash too)."""
+        folders = set()
+        for key in keys:
+            path = self._path(key)
+            _fsync(path)
+            folders.add(path.parent)
+        for folder in folders:
+            _fsync(folder)
+
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         with self._synced_temp(path, data) as tmp:
@@ -235,7 +251,7 @@ class LocalStore(LocalReader, ObjectStore):
             folder.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def _synced_temp(self, path: Path, data: bytes) -> Iterator[str]:
+    def _synced_temp(self, path: Path, data: bytes, *, fsync: bool = True) -> Iterator[str]:
         """``data`` in a temporary file next to ``path`` (mode 0600), flushed to disk; removed
         afterwards unless it was renamed into place."""
         self._folders(path.parent)
@@ -245,11 +261,20 @@ class LocalStore(LocalReader, ObjectStore):
                 os.fchmod(fd, PRIVATE_FILE)  # mkstemp's 0600 is still masked by the umask
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             yield tmp
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _abandoned(temporary: Path) -> bool:
