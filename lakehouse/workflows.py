@@ -14,16 +14,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lakehouse import datasets, governance
+from lakehouse import governance
 from lakehouse.catalog import SyncResult, sync_catalog
 from lakehouse.config import Settings
-from lakehouse.deid import pseudonymize_id
 from lakehouse.errors import LakehouseError
-from lakehouse.export import PurgeResult, export_runs, purge_patient, purge_request, void_request_runs
-from lakehouse.export.keys import load_project_key
-from lakehouse.lake.registration import CATALOGS, Registration, register_glue
+
+if TYPE_CHECKING:  # the other stages load in the actions that use them: a catalog sync needs none
+    from lakehouse import datasets
+    from lakehouse.export import PurgeResult
+    from lakehouse.lake.registration import Registration
 
 _ANNOTATOR_ID = re.compile(r"^ann-[a-z2-7]{16}$")  # ours already (a SEG of ours imported again)
 
@@ -63,6 +64,9 @@ class Revocation:
 def purge_opted_out_patient(settings: Settings, patient_id: str, *, user: str, reason: str = "opt-out purge") -> Purge:
     """``optout purge``: the patient's research data in every project, then every dataset
     version holding any of it or the patient's pseudonym, and the patient's split rows."""
+    from lakehouse import datasets
+    from lakehouse.export import purge_patient
+
     result = purge_patient(settings, patient_id, user=user, reason=reason)
     withdrawn = []
     for project in sorted(set(result.sops) | set(result.pseudo_patients)):
@@ -83,6 +87,9 @@ def revoke_request(
 
     A purge needs the admins role, checked before the revocation so a refused purge
     changes nothing."""
+    from lakehouse import datasets
+    from lakehouse.export import purge_request, void_request_runs
+
     if purge:
         governance.require_role(settings, user, "admins")
     request = governance.revoke(settings, request_id, user=user, reason=reason)
@@ -100,6 +107,9 @@ def revoke_request(
 def verify_audit_trail(settings: Settings, *, expect_head: str | None = None) -> governance.AuditVerification:
     """Verify the audit chain and every head recorded outside it: by decisions (governance reads
     those itself) and by export runs (their state), so a cut tail is found if anything saw it."""
+    from lakehouse import datasets
+    from lakehouse.export import export_runs
+
     checkpoints = [
         governance.Checkpoint(f"export run {run.run_id}", run.audit_head)
         for run in export_runs(settings)
@@ -119,6 +129,10 @@ def import_annotations(
     round_: str = "r1", label_map_text: str | None = None, annotator: str | None = None, status: str = "final",
 ) -> datasets.ImportResult:
     """``dataset annotations import``: the annotator's name becomes the project's keyed pseudonym."""
+    from lakehouse import datasets
+    from lakehouse.deid import pseudonymize_id
+    from lakehouse.export.keys import load_project_key
+
     key = load_project_key(settings, project)
     return datasets.import_annotations(
         settings, project, name, version, source, kind=kind, user=user, round_=round_,
@@ -133,6 +147,8 @@ def register_tables(
 ) -> list[Registration]:
     """``tables register``: the project's research and datasets tables in a catalog (operators
     and admins), each registration recorded in the audit chain as it lands."""
+    from lakehouse.lake.registration import CATALOGS, register_glue
+
     governance.require_role(settings, user, "operators", "admins")
     if catalog not in CATALOGS:
         raise LakehouseError(f"unknown catalog {catalog!r}; choose one of {', '.join(CATALOGS)}")

@@ -1,10 +1,11 @@
 """Incremental, header-only scan of the archive into the catalog table.
 
 One sync: list the archive, compare each listed (key, etag, size) with the
-catalog, read the headers of added and changed objects only (a thread pool of
-ranged GETs through the shared, throttled archive reader: ``catalog.workers``
-threads on S3, at most one per core on local folders), tombstone keys that
-disappeared, flag duplicate SOP Instance UIDs, and upsert the changed rows.
+catalog, read the headers of added and changed objects only (ranged GETs through
+the shared, throttled archive reader: a pool of ``catalog.workers`` threads on S3,
+where reads wait on the network; in the calling thread on local folders, where a
+read is a page-cache copy and threads would only take turns on the GIL), tombstone
+keys that disappeared, flag duplicate SOP Instance UIDs, and upsert the changed rows.
 A symbolic link a local archive does not follow gets a row with parse status
 ``symlink`` and its reason code, and is never read.
 
@@ -16,26 +17,25 @@ a re-run completes (it only redoes the uncommitted reads).
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from lakehouse import lake, lineage
+from lakehouse.catalog.headers import SYMLINK, SharedReads, local_archive, read_object
 from lakehouse.config import Settings
-from lakehouse.dicom.header import ERROR, Header, read_header
-from lakehouse.errors import LakehouseError, StorageError
-from lakehouse.storage import LINK_REASONS, ObjectInfo, ObjectReader, open_archive
-
-SYMLINK = "symlink"  # parse status of a link the archive does not follow
+from lakehouse.dicom.header import ERROR, Header
+from lakehouse.errors import LakehouseError
+from lakehouse.storage import ObjectInfo, ObjectReader, open_archive
 
 
 @dataclass
@@ -69,9 +69,8 @@ class SyncResult:
         )
 
 
-@dataclass(frozen=True)
-class _Known:
-    """What the catalog already says about one key."""
+class _Known(NamedTuple):
+    """What the catalog already says about one key (a tuple: one per catalog row, built fast)."""
 
     etag: str
     size: int
@@ -84,14 +83,7 @@ class _Known:
 def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None = None) -> SyncResult:
     """Bring the catalog up to date with the archive; see the module docstring."""
     started = time.monotonic()
-    options = settings.catalog
-    header_bytes = options.header_bytes
-    max_header_bytes = options.max_header_bytes
-    workers = options.workers
-    if not settings.archive.is_s3:
-        # Local reads do not wait on a network, so threads beyond the cores only fight over the GIL.
-        workers = min(workers, os.cpu_count() or 1)
-    batch_size = options.batch_size
+    batch_size = settings.catalog.batch_size
 
     location = lake.table(settings, "catalog")
     catalog = _Catalog(location.read())
@@ -120,16 +112,13 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
             yield info
 
     # pydicom warns (sometimes quoting values) about odd headers; tolerated and never printed.
-    with warnings.catch_warnings(), ThreadPoolExecutor(workers, thread_name_prefix="catalog") as pool:
+    with warnings.catch_warnings(), ExitStack() as stack:
         warnings.simplefilter("ignore")
+        read_batch = _batch_reader(settings, archive, stack)
         pending = to_read()
         while batch := list(islice(pending, batch_size)):
             rows: list[dict[str, Any]] = []
-            for info, outcome in zip(
-                batch,
-                pool.map(lambda i: _read(archive, i, header_bytes, max_header_bytes), batch),
-                strict=True,
-            ):
+            for info, outcome in zip(batch, read_batch(batch), strict=True):
                 if progress:
                     progress(1)
                 if isinstance(outcome, str):  # the object could not be read at all
@@ -178,20 +167,25 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
     return result
 
 
-def _read(archive: ObjectReader, info: ObjectInfo, header_bytes: int, max_header_bytes: int) -> Header | str:
-    """The header of one object, or a reason code when the store would not give its bytes.
-    A link that is not followed is not read: its header says why."""
-    if info.link is not None:
-        return Header(status=SYMLINK, reason=f"{info.link}: {LINK_REASONS[info.link]}")
-    try:
-        return read_header(
-            lambda start, length: archive.get_range(info.key, start, length),
-            info.size,
-            header_bytes=header_bytes,
-            max_header_bytes=max_header_bytes,
-        )
-    except StorageError as exc:
-        return f"read_failed_{type(exc).__name__}"
+def _batch_reader(
+    settings: Settings, archive: ObjectReader, stack: ExitStack
+) -> Callable[[list[ObjectInfo]], Iterable[Header | str]]:
+    """How a batch is read (see ``catalog.headers``): threads on S3, this process plus a worker
+    process on a local folder where that can pay, else this thread alone."""
+    options = settings.catalog
+
+    def read(info: ObjectInfo) -> Header | str:
+        return read_object(archive, info, options.header_bytes, options.max_header_bytes)
+
+    if settings.archive.is_s3:
+        pool = stack.enter_context(ThreadPoolExecutor(options.workers, thread_name_prefix="catalog"))
+        return lambda batch: pool.map(read, batch)
+    local = local_archive(settings)
+    if local is not None:
+        shared = SharedReads(archive, local)
+        stack.callback(shared.close)
+        return shared.read
+    return lambda batch: map(read, batch)
 
 
 def _commit(
@@ -258,7 +252,7 @@ class _Catalog:
             seen = self.known[key]
             flag = _live_uid(seen) and len(self._group(seen)) > 1
             if flag != seen.duplicate:
-                self.known[key] = replace(seen, duplicate=flag)
+                self.known[key] = seen._replace(duplicate=flag)
                 flips.add(key)
         return flips
 

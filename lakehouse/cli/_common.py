@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lakehouse.config import Settings, load_settings
 from lakehouse.governance.identity import ASSERTED_WARNING, Identity, current_identity
@@ -129,6 +128,8 @@ def progress(description: str, total: int | None, enabled: bool = True) -> Itera
     if not show:
         yield lambda n=1: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

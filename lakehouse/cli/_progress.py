@@ -20,7 +20,6 @@ from rich.progress import (
 from rich.text import Text
 
 from lakehouse.cli._common import err_console
-from lakehouse.export.progress import log_to_stderr, logged_progress
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ def run_progress(description: str, *, bar: bool, log_every: float) -> Iterator[P
                 plan=lambda total: shown.update(task, total=total), advance=lambda n: shown.advance(task, n)
             )
     else:
+        from lakehouse.export.progress import log_to_stderr, logged_progress
+
         log_to_stderr()
         with logged_progress(log_every) as logged:
             yield ProgressHooks(plan=logged.plan, advance=logged.advance)

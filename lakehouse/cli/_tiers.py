@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lakehouse.governance.cost import CostReview
-
 if TYPE_CHECKING:
     from lakehouse.export import RestorePlan, RunState
+    from lakehouse.governance.cost import CostReview
 
 
 def cost_lines(cost: CostReview) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse import governance, workflows
+from lakehouse import governance
 from lakehouse.cli._common import ConfigOpt, JsonOpt, emit, plain, settings_from, timestamp
 from lakehouse.errors import AuditChainBroken
 
@@ -30,7 +30,9 @@ def verify(
 ) -> None:
     """Recompute the hash chain and check it against every head recorded outside it (decisions,
     export runs); exits 4 and names the first broken link when it does not hold."""
-    result = workflows.verify_audit_trail(settings_from(config), expect_head=expect_head)
+    from lakehouse.workflows import verify_audit_trail
+
+    result = verify_audit_trail(settings_from(config), expect_head=expect_head)
     text = (
         f"audit chain ok: {result.events} events, head {result.head_hash}, "
         f"{result.checkpoints} checkpoints hold"

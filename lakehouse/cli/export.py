@@ -25,7 +25,6 @@ from lakehouse.cli._common import (
 )
 from lakehouse.cli._progress import run_progress
 from lakehouse.cli._tiers import restore_lines, waiting_lines
-from lakehouse.governance.cohort import risk_line
 
 if TYPE_CHECKING:
     from lakehouse.export import RunState
@@ -163,6 +162,8 @@ def _run_lines(state: RunState) -> list[str]:
         "table versions: " + (", ".join(f"{k}={plain(v)}" for k, v in state.table_versions.items()) or "-"),
     ]
     if state.risk:
+        from lakehouse.governance.cohort import risk_line
+
         lines.append(f"k-anonymity: {risk_line(state.risk)}")
     lines += waiting_lines(state)
     if state.gate_report:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,10 +21,9 @@ from lakehouse.cli._common import (
     timestamp,
 )
 from lakehouse.cli._tiers import cost_lines
-from lakehouse.governance.cohort import load_cohort_file
-from lakehouse.governance.cost import cohort_cost
-from lakehouse.governance.review import Review, column_cells
-from lakehouse.governance.review_html import render_html
+
+if TYPE_CHECKING:
+    from lakehouse.governance.review import Review
 
 app = typer.Typer(
     help="Export requests: submit a cohort for a stated purpose, then approve, reject or revoke it.\n\n"
@@ -123,6 +122,10 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a request; prints its id and a preview of the cohort (counts only)."""
+    from lakehouse.governance.cohort import load_cohort_file
+    from lakehouse.governance.cost import cohort_cost
+    from lakehouse.governance.review import column_cells
+
     settings = settings_from(config)
     req = governance.submit_request(
         settings,
@@ -201,6 +204,8 @@ def review(
         settings, request_id, user=acting(settings, user).name, action="request.review"
     )
     if html is not None:
+        from lakehouse.governance.review_html import render_html
+
         html.write_text(render_html(req, found), encoding="utf-8")
     data = {**req.to_dict(), "review": found.to_dict()} | ({"html": str(html)} if html else {})
     emit(data, as_json, [*_request_lines(req), *_review_lines(found), *_decision_lines(req)])

@@ -25,13 +25,11 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from struct import unpack_from
-from typing import Any
+from struct import Struct, unpack_from
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_partial
-from pydicom.tag import BaseTag, Tag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
+if TYPE_CHECKING:  # pydicom (~0.25 s to import) loads only when an object needs the fallback parser
+    from pydicom.dataset import Dataset
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 
@@ -49,38 +47,39 @@ REASONS: dict[str, str] = {
     "no_sop_instance_uid": "no SOP Instance UID in the data set",
 }
 
-# Data set attributes the catalog keeps: keyword → catalog field.
-_FIELDS: dict[str, str] = {
-    "SOPClassUID": "sop_class_uid",
-    "SOPInstanceUID": "sop_instance_uid",
-    "StudyInstanceUID": "study_instance_uid",
-    "SeriesInstanceUID": "series_instance_uid",
-    "PatientID": "patient_id",
-    "PatientName": "patient_name",
-    "PatientBirthDate": "patient_birth_date",
-    "PatientSex": "patient_sex",
-    "StudyDate": "study_date",
-    "StudyTime": "study_time",
-    "AccessionNumber": "accession_number",
-    "Modality": "modality",
-    "BodyPartExamined": "body_part_examined",
-    "StudyDescription": "study_description",
-    "SeriesDescription": "series_description",
-    "Manufacturer": "manufacturer",
-    "ManufacturerModelName": "manufacturer_model_name",
+# Data set attributes the catalog keeps: keyword → (tag, catalog field). Tags written out so the
+# fast path needs no pydicom; a test checks them against pydicom's data dictionary.
+_FIELDS: dict[str, tuple[int, str]] = {
+    "SOPClassUID": (0x00080016, "sop_class_uid"),
+    "SOPInstanceUID": (0x00080018, "sop_instance_uid"),
+    "StudyInstanceUID": (0x0020000D, "study_instance_uid"),
+    "SeriesInstanceUID": (0x0020000E, "series_instance_uid"),
+    "PatientID": (0x00100020, "patient_id"),
+    "PatientName": (0x00100010, "patient_name"),
+    "PatientBirthDate": (0x00100030, "patient_birth_date"),
+    "PatientSex": (0x00100040, "patient_sex"),
+    "StudyDate": (0x00080020, "study_date"),
+    "StudyTime": (0x00080030, "study_time"),
+    "AccessionNumber": (0x00080050, "accession_number"),
+    "Modality": (0x00080060, "modality"),
+    "BodyPartExamined": (0x00180015, "body_part_examined"),
+    "StudyDescription": (0x00081030, "study_description"),
+    "SeriesDescription": (0x0008103E, "series_description"),
+    "Manufacturer": (0x00080070, "manufacturer"),
+    "ManufacturerModelName": (0x00081090, "manufacturer_model_name"),
     # Quasi-identifiers, so a request's review can measure k before anything is read in full.
-    "PatientAge": "patient_age",
-    "PatientSize": "patient_size",
-    "PatientWeight": "patient_weight",
-    "EthnicGroup": "ethnic_group",
-    "InstitutionName": "institution_name",
-    "InstitutionalDepartmentName": "institutional_department_name",
-    "StationName": "station_name",
-    "Rows": "rows",
-    "Columns": "columns",
-    "NumberOfFrames": "number_of_frames",
-    "BurnedInAnnotation": "burned_in_annotation",
-    "ImageType": "image_type",
+    "PatientAge": (0x00101010, "patient_age"),
+    "PatientSize": (0x00101020, "patient_size"),
+    "PatientWeight": (0x00101030, "patient_weight"),
+    "EthnicGroup": (0x00102160, "ethnic_group"),
+    "InstitutionName": (0x00080080, "institution_name"),
+    "InstitutionalDepartmentName": (0x00081040, "institutional_department_name"),
+    "StationName": (0x00081010, "station_name"),
+    "Rows": (0x00280010, "rows"),
+    "Columns": (0x00280011, "columns"),
+    "NumberOfFrames": (0x00280008, "number_of_frames"),
+    "BurnedInAnnotation": (0x00280301, "burned_in_annotation"),
+    "ImageType": (0x00080008, "image_type"),
 }
 _DATE_FIELDS = {"patient_birth_date", "study_date"}
 _INT_FIELDS = {"rows", "columns", "number_of_frames"}
@@ -93,7 +92,8 @@ _KINDS = {
     "image_type": "multi",
 }
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float, Double Float
-_SPECIFIC_TAGS: list[BaseTag | int] = [Tag(keyword) for keyword in _FIELDS]
+_SPECIFIC_TAGS: list[int] = [tag for tag, _ in _FIELDS.values()]
+_BIG_ENDIAN, _DEFLATED = "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
 
 
 @dataclass
@@ -199,7 +199,7 @@ def _parse_with_pydicom(data: bytes, object_size: int) -> Header:
     window = _Window(data, object_size)
     pixel: list[tuple[int, int]] = []
 
-    def at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    def at_pixels(tag: int, vr: str | None, length: int) -> bool:
         if int(tag) in _PIXEL_TAGS:
             pixel.append((window.tell(), length))
             return True
@@ -226,8 +226,10 @@ def _parse_with_pydicom(data: bytes, object_size: int) -> Header:
     return _header_from(ds, len(data))
 
 
-def _dcmread(window: _Window, stop_when: Callable[[BaseTag, str | None, int], bool]) -> Dataset:
+def _dcmread(window: _Window, stop_when: Callable[[int, str | None, int], bool]) -> Dataset:
     """What ``dcmread`` does, with our stop rule (dcmread only offers stop_before_pixels)."""
+    from pydicom.filereader import read_partial
+
     return read_partial(
         window, stop_when=stop_when, defer_size=4096, force=True, specific_tags=_SPECIFIC_TAGS
     )
@@ -250,11 +252,11 @@ def _header_from(ds: Dataset, bytes_read: int) -> Header:
     if not ts:
         warning = "no_file_meta"
         ts = _inferred_syntax(ds)
-    elif ts == ExplicitVRBigEndian:
+    elif ts == _BIG_ENDIAN:
         warning = "big_endian"
-    elif ts == DeflatedExplicitVRLittleEndian:
+    elif ts == _DEFLATED:
         warning = "deflated"
-    fields = {name: _value(ds, keyword, name) for keyword, name in _FIELDS.items()}
+    fields = {name: _value(ds, keyword, name) for keyword, (_, name) in _FIELDS.items()}
     if fields["sop_instance_uid"] is None and warning is None:
         warning = "no_sop_instance_uid"
     if fields["number_of_frames"] is None and fields["rows"] is not None:
@@ -274,7 +276,7 @@ def _inferred_syntax(ds: Dataset) -> str:
     if implicit:
         return "1.2.840.10008.1.2"
     if little is False:
-        return str(ExplicitVRBigEndian)
+        return _BIG_ENDIAN
     return "1.2.840.10008.1.2.1" if implicit is False else ""
 
 
@@ -316,9 +318,8 @@ _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _SIMPLE_CODECS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
-_SCAN_TAGS: dict[int, tuple[str, str]] = {
-    int(Tag(keyword)): (name, _KINDS.get(name, "text")) for keyword, name in _FIELDS.items()
-}
+_SCAN_TAGS: dict[int, tuple[str, str]] = {tag: (name, _KINDS.get(name, "text")) for tag, name in _FIELDS.values()}
+_FIELD_NAMES = tuple(name for _, name in _FIELDS.values())
 _CHARSET_TAG = 0x00080005
 
 
@@ -330,10 +331,7 @@ def _scan_prefix(data: bytes, object_size: int) -> Header:
     pos, syntax = _scan_meta(data, 132, whole)
     if syntax == _IMPLICIT_LE:
         explicit = False
-    elif syntax.startswith("1.2.840.10008.1.2.") and syntax not in (
-        "1.2.840.10008.1.2.2",
-        "1.2.840.10008.1.2.1.99",
-    ):
+    elif syntax.startswith("1.2.840.10008.1.2.") and syntax not in (_BIG_ENDIAN, _DEFLATED):
         explicit = True
     else:
         raise _Fallback
@@ -370,6 +368,14 @@ def _scan_meta(data: bytes, pos: int, whole: bool) -> tuple[int, str]:
         pos = start + length
 
 
+_EXPLICIT_HEADER = Struct("<HH2sH")  # group, element, VR, 16-bit length
+_TAG_LENGTH = Struct("<HHL")  # group, element, 32-bit length: implicit VR and items
+_LENGTH = Struct("<L")  # the 32-bit length of an explicit long-VR element
+_VR_LETTERS = frozenset(bytes((a, b)) for a in range(65, 91) for b in range(65, 91))
+_IS_LONG_VR = {vr: vr in _LONG_VRS for vr in _VR_LETTERS}  # no entry: not a VR
+_WANTED_TAGS = frozenset(_SCAN_TAGS) | {_CHARSET_TAG}
+
+
 class _Walker:
     """Walks element headers of a little endian data set in a prefix of an object."""
 
@@ -388,39 +394,53 @@ class _Walker:
 
     def _element(self, pos: int) -> tuple[int, bytes, int, int]:
         """(tag, vr, value length, value start) of the element at ``pos``."""
-        self._need(pos + 8)
-        group, element = unpack_from("<HH", self.data, pos)
-        tag = group << 16 | element
-        if group == 0xFFFE or not self.explicit:
-            (length,) = unpack_from("<L", self.data, pos + 4)
-            return tag, b"", length, pos + 8
-        vr = self.data[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            self._need(pos + 12)
-            (length,) = unpack_from("<L", self.data, pos + 8)
-            return tag, vr, length, pos + 12
-        if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-            raise _Fallback  # not a VR: implicit elements inside explicit data, say
-        (length,) = unpack_from("<H", self.data, pos + 6)
-        return tag, vr, length, pos + 8
+        if pos + 8 > self.size:
+            self._need(pos + 8)
+        if self.explicit:
+            group, element, vr, length = _EXPLICIT_HEADER.unpack_from(self.data, pos)
+            if group != 0xFFFE:
+                if vr in _LONG_VRS:
+                    if pos + 12 > self.size:
+                        self._need(pos + 12)
+                    return group << 16 | element, vr, _LENGTH.unpack_from(self.data, pos + 8)[0], pos + 12
+                if vr not in _VR_LETTERS:
+                    raise _Fallback  # not a VR: implicit elements inside explicit data, say
+                return group << 16 | element, vr, length, pos + 8
+        group, element, length = _TAG_LENGTH.unpack_from(self.data, pos)
+        return group << 16 | element, b"", length, pos + 8
 
     def dataset(self, pos: int, found: dict[int, tuple[bytes, bytes]]) -> tuple[int, int] | None:
-        """Walk the top-level data set; return (value start, length) of Pixel Data if present."""
-        while pos < self.object_size:
-            tag, vr, length, start = self._element(pos)
+        """Walk the top-level data set; return (value start, length) of Pixel Data if present.
+
+        The hot loop of a sync, so explicit VR elements well inside the prefix are decoded
+        inline; items, odd VRs, implicit VR and the prefix's end take ``_element``."""
+        data, size, object_size, explicit = self.data, self.size, self.object_size, self.explicit
+        while pos < object_size:
+            long_vr = None
+            if explicit and pos + 12 <= size:
+                group, element, vr, length = _EXPLICIT_HEADER.unpack_from(data, pos)
+                long_vr = _IS_LONG_VR.get(vr) if group != 0xFFFE else None
+            if long_vr is None:
+                tag, vr, length, start = self._element(pos)
+            else:
+                tag = group << 16 | element
+                if long_vr:
+                    length, start = _LENGTH.unpack_from(data, pos + 8)[0], pos + 12
+                else:
+                    start = pos + 8
             if tag in _PIXEL_TAGS:
                 return start, length
             if length == _UNDEFINED:
                 pos = self._skip_undefined(start)
                 continue
-            if length > self.object_size:
+            if length > object_size:
                 raise _AbsurdLength
-            end = start + length
-            if tag in _SCAN_TAGS or tag == _CHARSET_TAG:
-                self._need(end)
-                found[tag] = (vr, self.data[start:end])
-            pos = end
-        if pos > self.object_size:
+            pos = start + length
+            if tag in _WANTED_TAGS:
+                if pos > size:
+                    self._need(pos)
+                found[tag] = (vr, data[start:pos])
+        if pos > object_size:
             raise _Truncated
         return None
 
@@ -452,7 +472,7 @@ def _header_from_raw(found: dict[int, tuple[bytes, bytes]], syntax: str, bytes_r
     codec = _SIMPLE_CODECS.get(charset)
     if codec is None:
         raise _Fallback
-    fields: dict[str, Any] = {name: None for name, _ in _SCAN_TAGS.values()}
+    fields: dict[str, Any] = dict.fromkeys(_FIELD_NAMES)
     for tag, (vr, raw) in found.items():
         name, kind = _SCAN_TAGS[tag]
         fields[name] = _decode(kind, vr, raw, codec)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LakehouseError, Refused
-from lakehouse.storage.s3 import caller_arn
 
 __all__ = ["ASSERTED_WARNING", "Identity", "current_identity", "os_login"]
 
@@ -64,6 +63,8 @@ def current_identity(settings: Settings, typed_user: str | None) -> Identity:
 
 
 def _aws_caller(settings: Settings) -> str:
+    from lakehouse.storage.s3 import caller_arn  # boto3 loads only in mode aws
+
     try:
         return caller_arn(settings.restricted)
     except LakehouseError as exc:

@@ -14,12 +14,15 @@ stores it, so an append-only table (``attributes``, ``instances``) prunes everyw
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
-import pyarrow.dataset as pds
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: loaded by the first read, not on import
+    import pyarrow.dataset as pds
 
 
 def scan(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -18,6 +17,9 @@ from deltalake.exceptions import DeltaError
 from lakehouse.config import ZoneSettings
 from lakehouse.errors import LakeError
 from lakehouse.lake.s3 import arrow_filesystem
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: loaded by the first read, not on import
+    import pyarrow.dataset as pds
 
 
 @dataclass(frozen=True)
