@@ -31,17 +31,22 @@ from lakehouse.export.results import BatchSummary, GateVerdict
 from lakehouse.export.worker import RESEARCH_TABLES
 
 SPLIT_ACROSS_BATCHES = ("studies", "series")  # tables whose rows repeat in each batch of the entity
+GROUP_OBJECTS = 2000  # at most this many objects' tables in one GX call (about 300 MB of frames)
 
 
 class BatchGate:
     """Gates staged batches on a thread of the driver, several per GX call (see above).
 
-    ``submit`` returns at once; ``close`` waits for every submitted batch's verdict and
-    raises what the thread raised (``raise_failure`` does so early, between batches)."""
+    The thread waits until ``group`` batches are staged (a third of the run's, at most
+    ``GROUP_OBJECTS`` objects' worth: what one call holds in memory) or the run's last one is.
+    ``submit`` returns at once; ``close`` waits for every submitted batch's verdict and raises
+    what the thread raised (``submit`` does so early)."""
 
-    def __init__(self, ctx: RunContext, checkpoint: Callable[[str], None]) -> None:
+    def __init__(self, ctx: RunContext, checkpoint: Callable[[str], None], batches: int) -> None:
         self._ctx = ctx
         self._checkpoint = checkpoint  # fault injection: ``after_gate:<batch>``
+        by_memory = GROUP_OBJECTS // max(1, ctx.settings.export.batch_size)
+        self.group = max(1, min(-(-batches // 3), by_memory))
         self._queue: queue.SimpleQueue[BatchSummary | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="lakehouse-gate", daemon=True)
@@ -65,14 +70,18 @@ class BatchGate:
     def _run(self) -> None:
         try:
             quality.warm_up()  # GX's import, while the first batches are de-identified
+            staged: list[BatchSummary] = []
             done = False
             while not done:
-                group = [self._queue.get()]
+                arrived = [self._queue.get()]
                 while not self._queue.empty():
-                    group.append(self._queue.get())
-                done = None in group
-                for verdict in gate_batches(self._ctx, [s for s in group if s is not None]):
-                    self._checkpoint(f"after_gate:{verdict.batch}")
+                    arrived.append(self._queue.get())
+                done = None in arrived
+                staged += [s for s in arrived if s is not None]
+                if staged and (done or len(staged) >= self.group):
+                    for verdict in gate_batches(self._ctx, staged):
+                        self._checkpoint(f"after_gate:{verdict.batch}")
+                    staged = []
         except BaseException as exc:  # noqa: BLE001 - handed to the driver thread, which raises it
             self._error = exc
 

@@ -254,7 +254,7 @@ def _execute(ctx: RunContext, batches: list[list[ManifestEntry]]) -> list[BatchW
 
     if not pending:
         return waiting
-    batch_gate = gate.BatchGate(ctx, checkpoint)
+    batch_gate = gate.BatchGate(ctx, checkpoint, len(pending))
     try:
         with stage("execute"):
             engine = engines.open_engine(

@@ -59,6 +59,7 @@ def run_gate(
             keys = tables[name].column(rules.keys[0]).drop_null().unique().to_pylist()
             parameters[_keys_parameter(name)] = sorted(keys)
     runner = _runner()
+    matcher = ForbiddenMatcher(forbidden) if forbidden else None
     present = {}
     for name, rules in suite.tables.items():
         table = tables.get(name)
@@ -67,8 +68,8 @@ def run_gate(
             continue
         present[name] = table
         expectations = _expectations(suite, rules, table, tables, figures)
-        checks += runner.validate(name, _frame(table), expectations, parameters)
-        checks += _free_text_checks(name, rules, table, forbidden)
+        checks += runner.validate(name, _frame(table, _columns_of(expectations)), expectations, parameters)
+        checks += _free_text_checks(name, rules, table, matcher)
     checks += _no_identifier_cells(runner, present, forbidden_array)
     failures = [_failure_name(c) for c in checks if not c["success"]]
     report = {
@@ -118,6 +119,13 @@ def _expectations(
     return out
 
 
+def _columns_of(expectations: list[Any]) -> list[str]:
+    """The columns the expectations read: GX gets only those (it converts and hashes every column
+    of the frame it is given; an attributes table has a hundred thousand rows per batch)."""
+    named = ([getattr(e, "column", None), *(getattr(e, "column_list", None) or ())] for e in expectations)
+    return sorted({column for columns in named for column in columns if column})
+
+
 def _keys_parameter(table: str) -> str:
     return f"keys_of_{table}"
 
@@ -127,8 +135,8 @@ def _no_identifier_cells(
 ) -> list[dict[str, Any]]:
     """No cell of any string or list<string> column of any table equals a source identifier.
 
-    One GX expectation over every string cell of the batch (GX's cost is per validation,
-    not per row); when it fails, pyarrow names the offending tables and columns."""
+    One GX expectation over the distinct string cells of the batch (GX's cost is per validation
+    and per row); when it fails, pyarrow names the offending tables and columns."""
     cells = {
         (name, column): _string_cells(table, column)
         for name, table in tables.items()
@@ -137,7 +145,8 @@ def _no_identifier_cells(
     chunks = [chunk for values in cells.values() for chunk in values.chunks]
     if not sum(len(chunk) for chunk in chunks):
         return []
-    values = pa.chunked_array(chunks, type=pa.string())
+    # Distinct cells: a value equals an identifier wherever it sits, so GX sees each value once.
+    values = pc.unique(pa.chunked_array(chunks, type=pa.string()))
     frame = pa.table({"string_cells": values}).to_pandas()
     checks = runner.validate(
         "string_cells", frame, [_not_in_set("string_cells", values, forbidden)], {}, report_as="batch"
@@ -184,12 +193,11 @@ def _not_in_set(column: str, values: pa.Array | pa.ChunkedArray, forbidden: pa.A
 
 
 def _free_text_checks(
-    name: str, rules: TableRules, table: pa.Table, forbidden: list[str]
+    name: str, rules: TableRules, table: pa.Table, matcher: ForbiddenMatcher | None
 ) -> list[dict[str, Any]]:
     """Identifiers inside text (not just equal to it): a custom check outside GX."""
-    if not forbidden:
+    if matcher is None:
         return []
-    matcher = ForbiddenMatcher(forbidden)
     checks = []
     for column in rules.free_text:
         if column not in table.column_names:
@@ -308,9 +316,10 @@ def _failure_name(check: dict[str, Any]) -> str:
     return "/".join(parts)
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
-    """Scalar columns as pandas (dates and timestamps as Python objects: no ns overflow)."""
-    scalar = [f.name for f in table.schema if not pa.types.is_list(f.type)]
+def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+    """Those of ``columns`` the table has, when scalar, as pandas (dates and timestamps as Python
+    objects: no ns overflow). A missing one fails its expectation in GX: fail closed."""
+    scalar = [f.name for f in table.schema if f.name in columns and not pa.types.is_list(f.type)]
     return table.select(scalar).to_pandas(date_as_object=True, timestamp_as_object=True)
 
 
