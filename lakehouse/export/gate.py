@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakehouse import lake, quality
 from lakehouse.export.context import RunContext
@@ -106,15 +105,16 @@ def gate_batches(ctx: RunContext, summaries: list[BatchSummary]) -> list[GateVer
 
 def _together(ctx: RunContext, name: str, summaries: list[BatchSummary]) -> pa.Table:
     """One staged table of several batches. A study or series split between batches has a row
-    in each: only its first batch's row is kept, so keys stay unique as in each batch alone."""
+    in each: a row equal to one of an earlier batch is dropped, so keys stay unique as in each
+    batch alone. A row that differs stays: the group then fails its unique check and each batch
+    is validated alone, so every row that may be committed is validated."""
     staged = [ctx.staged_table(name, s.batch) for s in summaries]
     if name in SPLIT_ACROSS_BATCHES:
-        (key,) = lake.table_spec(name).keys
-        seen: set[str] = set()
+        earlier: set[str] = set()
         for i, table in enumerate(staged):
-            keys = table.column(key)
-            staged[i] = table.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(seen), pa.string()))))
-            seen.update(k for k in keys.to_pylist() if k is not None)
+            rows = [json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist()]
+            staged[i] = table.filter(pa.array([row not in earlier for row in rows], pa.bool_()))
+            earlier.update(rows)
     return pa.concat_tables(staged, promote_options="default")
 
 

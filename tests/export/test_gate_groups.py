@@ -82,3 +82,28 @@ def test_a_failing_group_is_validated_again_batch_by_batch(three_batches: Prepar
     for name in ("b-00000", "b-00002"):
         assert verdicts[name]["passed"] and "validated_together" not in verdicts[name]  # validated alone
     assert not verdicts["b-00001"]["passed"]
+
+
+def test_a_split_study_whose_rows_differ_is_validated_in_each_batch(three_batches: Prepared) -> None:
+    """A study with objects in two batches has a row in each; the group keeps only rows equal to
+    an earlier batch's out, so a later row that differs (here: carrying an identifier) is still
+    validated, and fails its batch."""
+    restricted, run_id, _ = _staged_without_verdicts(three_batches)
+    layout = export_status(three_batches.settings, run_id).layout
+    first = read_parquet_bytes(restricted.get(layout.staged("studies", 0)))
+    key = layout.staged("studies", 1)
+    second = read_parquet_bytes(restricted.get(key))
+    split = set(first.column("StudyInstanceUID").to_pylist()) & set(second.column("StudyInstanceUID").to_pylist())
+    assert split, "the fixture's batches split a study"
+    identifier = next(v for v in BatchSummary.from_json(restricted.get(layout.marker(0))).forbidden if len(v) > 3)
+    row = second.column("StudyInstanceUID").to_pylist().index(min(split))
+    column = second.schema.get_field_index("StudyDescription")
+    values = second.column("StudyDescription").to_pylist()
+    values[row] = identifier
+    restricted.put(key, to_parquet_bytes(second.set_column(column, "StudyDescription", pa.array(values, pa.string()))))
+
+    with pytest.raises(GateFailed) as failed:
+        run_export(three_batches.settings, three_batches.request_id, user="olga")
+    report = json.loads(restricted.get(failed.value.report_key))
+    assert {f.split(":")[0] for f in report["failures"]} == {"batch b-00001"}
+    assert identifier not in json.dumps(report)
