@@ -10,7 +10,8 @@ listing order.
 
 The worker runs only where it can pay: a local archive read without throttle caps (under a
 cap the cap bounds a sync, not the CPU, and one process honours it exactly), a second core,
-and a batch long enough to outlast the worker's start. It receives no settings (nothing
+and a batch long enough to outlast the worker's start; and only where it may start (the
+calling script would not run again in it: ``lakehouse.processes``). It receives no settings (nothing
 secret travels), only the archive folder and its link policy, and reads through the same
 read-only ``LocalReader`` (a local folder raises no transient errors to retry).
 """
@@ -29,6 +30,7 @@ from functools import cache
 from lakehouse.config import Settings
 from lakehouse.dicom.header import Header, read_header
 from lakehouse.errors import StorageError
+from lakehouse.processes import workers_allowed
 from lakehouse.storage import LINK_REASONS, LocalReader, ObjectInfo, ObjectReader
 
 SYMLINK = "symlink"  # parse status of a link the archive does not follow
@@ -66,9 +68,12 @@ class LocalArchive:
 
 def local_archive(settings: Settings) -> LocalArchive | None:
     """The archive as a worker process reads it, or None where a worker cannot pay (S3, a
-    throttle cap, one core)."""
+    throttle cap, one core) or may not start (a calling script without a ``__main__`` guard,
+    ``lakehouse.processes``)."""
     archive, throttle = settings.archive, settings.throttle
     if archive.is_s3 or throttle.requests_per_second or throttle.bytes_per_second or (os.cpu_count() or 1) < 2:
+        return None
+    if not workers_allowed():
         return None
     options = settings.catalog
     return LocalArchive(
@@ -91,8 +96,8 @@ def _archive(local: LocalArchive) -> ObjectReader:
 
 class SharedReads:
     """Reads batches in this process and one worker process, started for the first batch of
-    at least ``WORKER_MIN_OBJECTS`` objects. A worker that dies (e.g. a script without a
-    ``__main__`` guard re-running itself in it) only slows the sync: its chunks are read here."""
+    at least ``WORKER_MIN_OBJECTS`` objects. A worker that dies only slows the sync: its chunks
+    are read here."""
 
     def __init__(self, archive: ObjectReader, local: LocalArchive) -> None:
         self.archive = archive

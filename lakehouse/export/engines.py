@@ -16,6 +16,7 @@ lakehouse, a lost executor) becomes the batch's ``StageFailure`` at stage ``exec
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,9 @@ from lakehouse.export.errors import StageFailure, reason_of
 from lakehouse.export.keys import Credentials, key_check, without_credentials
 from lakehouse.export.worker import BatchResult, BatchTask, accept_credentials, process_batch, run_batch
 from lakehouse.governance import ManifestEntry
+from lakehouse.processes import workers_allowed
 
+LOG = logging.getLogger(__name__)
 ENGINES = EXPORT_ENGINES
 PRELOAD = ["lakehouse.export.worker", "pydicom", "pyarrow.parquet"]
 
@@ -86,7 +89,14 @@ class LocalEngine:
     credentials: Credentials
 
     def slots(self, batches: int) -> int:
-        return max(1, min(self.workers, batches))
+        slots = max(1, min(self.workers, batches))
+        if slots > 1 and not workers_allowed():
+            LOG.warning(
+                "export batches run in this process, one at a time: worker processes would run the "
+                "calling script again (it has no `if __name__ == \"__main__\":` guard)"
+            )
+            return 1
+        return slots
 
     def run(self, tasks: Sequence[BatchTask], on_done: OnDone, running: int) -> None:
         if running == 1:
