@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -225,6 +227,23 @@ def test_matcher_takes_identifiers_with_regex_characters_literally() -> None:
     assert not matcher.found_in("aXb (c)")  # "." is not any character
     assert not matcher.found_in("a.b (cccc)")  # "*" is not a repetition
     assert not matcher.found_in("x+y z")
+
+
+def test_matcher_cuts_text_at_unicode_whitespace_like_python() -> None:
+    """Tokens are cut in Arrow at the characters Python's ``\\s`` (``str.isspace``) and the
+    JSON/DICOM punctuation delimit; an identifier holding such a character is a substring."""
+    rng = random.Random(7)
+    spaces = ["\u3000", "\xa0", "\x1c", "\u2028", "\x0b", "\x85", " ", "\t"]
+    alphabet = [*"ab1.^-'é", *spaces, *'"\\,:{}[]']
+    ids = {"".join(rng.choice("ab1.^-é") for _ in range(rng.randint(1, 4))) for _ in range(60)}
+    matcher = ForbiddenMatcher(ids)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(5000)]
+    python_tokens = re.compile(r'[^\s"\\,:{}\[\]]+')
+    expected = [not matcher.tokens.isdisjoint(python_tokens.findall(t)) for t in texts]
+    assert matcher.hits(pa.array(texts, pa.string())).to_pylist() == expected
+    assert sum(expected) > 100
+    for space in spaces:  # a name written with a no-break (or any Unicode) space is still found
+        assert ForbiddenMatcher({f"Jane{space}Doe"}).found_in(json.dumps({"v": f"by Jane{space}Doe"}, ensure_ascii=False))
 
 
 def test_matcher_counts_rows_of_a_column_with_repeats_and_nulls() -> None:

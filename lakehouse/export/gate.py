@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -107,15 +108,27 @@ def _together(ctx: RunContext, name: str, summaries: list[BatchSummary]) -> pa.T
     """One staged table of several batches. A study or series split between batches has a row
     in each: a row equal to one of an earlier batch is dropped, so keys stay unique as in each
     batch alone. A row that differs stays: the group then fails its unique check and each batch
-    is validated alone, so every row that may be committed is validated."""
+    is validated alone, so every row that may be committed is validated. Equal rows have equal
+    keys, so only rows whose key is in several batches are compared."""
     staged = [ctx.staged_table(name, s.batch) for s in summaries]
     if name in SPLIT_ACROSS_BATCHES:
+        keys = [_row_keys(table, lake.table_spec(name).keys) for table in staged]
+        in_batches = Counter(key for batch_keys in keys for key in set(batch_keys))
         earlier: set[str] = set()
         for i, table in enumerate(staged):
-            rows = [json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist()]
-            staged[i] = table.filter(pa.array([row not in earlier for row in rows], pa.bool_()))
+            shared = [j for j, key in enumerate(keys[i]) if in_batches[key] > 1]
+            if not shared:
+                continue
+            rows = [json.dumps(row, sort_keys=True, default=str) for row in table.take(shared).to_pylist()]
+            repeated = {j for j, row in zip(shared, rows, strict=True) if row in earlier}
             earlier.update(rows)
+            if repeated:
+                staged[i] = table.filter(pa.array([j not in repeated for j in range(table.num_rows)], pa.bool_()))
     return pa.concat_tables(staged, promote_options="default")
+
+
+def _row_keys(table: pa.Table, columns: tuple[str, ...]) -> list[tuple[object, ...]]:
+    return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
 def gate_batch(ctx: RunContext, summary: BatchSummary) -> GateVerdict:

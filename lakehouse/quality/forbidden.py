@@ -18,11 +18,16 @@ import json
 import re
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_DELIMITERS = ' \t\r\n"\\,:{}[]'
-_TOKEN = re.compile(r'[^\s"\\,:{}\[\]]+')
+# Where text is cut into tokens: whitespace (every character ``str.isspace`` calls one, all
+# below U+3001) and JSON/DICOM punctuation. The same characters decide which identifiers are
+# tokens, so an identifier is never a token that a cut text cannot contain.
+_DELIMITERS = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | frozenset('"\\,:{}[]')
+# The same characters as one RE2 class (Arrow's regex engine): ``\x{...}`` escapes each.
+_DELIMITER_RUN = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(_DELIMITERS)) + "]+"
 
 
 class ForbiddenMatcher:
@@ -36,6 +41,7 @@ class ForbiddenMatcher:
                 else:
                     self.tokens.add(form)
         self.substrings = sorted(substrings)
+        self._token_values = pa.array(sorted(self.tokens), type=pa.string())
         # Longest first, so an alternation never stops at a shorter identifier's prefix.
         self._pattern = "|".join(re.escape(s) for s in sorted(substrings, key=len, reverse=True))
 
@@ -55,13 +61,20 @@ class ForbiddenMatcher:
 
     def hits(self, texts: pa.Array) -> pa.BooleanArray:
         """Per text: does it contain an identifier (null and empty texts: no)."""
-        tokens = self.tokens
-        found = [bool(t) and not tokens.isdisjoint(_TOKEN.findall(t)) for t in texts.to_pylist()] if tokens else None
-        by_token = pa.array(found if found is not None else [False] * len(texts), type=pa.bool_())
+        by_token = self._token_hits(texts)
         if not self._pattern:
             return by_token
         by_substring = pc.fill_null(pc.match_substring_regex(texts, self._pattern), False)
         return pc.or_(by_token, by_substring)
+
+    def _token_hits(self, texts: pa.Array) -> pa.BooleanArray:
+        """Per text: is one of its tokens an identifier (cut and looked up in Arrow, not Python)."""
+        if not self.tokens:
+            return pa.array(np.zeros(len(texts), dtype=bool))
+        pieces = pc.split_pattern_regex(texts, pattern=_DELIMITER_RUN)
+        found = pc.is_in(pc.list_flatten(pieces), value_set=self._token_values)
+        rows = pc.filter(pc.list_parent_indices(pieces), found)
+        return pc.is_in(pa.array(np.arange(len(texts), dtype=np.int64)), value_set=pc.cast(rows, pa.int64()))
 
 
 def normalize(values: Iterable[str]) -> set[str]:
