@@ -292,3 +292,26 @@ def test_attribute_table_equals_its_rows_converted_one_by_one() -> None:
     assert all(
         empty[name].num_rows == 0 and empty[name].schema == table_spec(name).arrow_schema for name in empty
     )
+
+
+def test_flatten_lets_no_pydicom_warning_quote_a_value() -> None:
+    """pydicom warns with the offending value (``Invalid value for VR UI: '...'``) when it
+    converts a bad raw element; flatten silences that, as deidentify does."""
+    import io
+    import warnings
+
+    ds = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    ds.FrameOfReferenceUID = "1.2.840.SECRETé"  # not a UID (and not ASCII): pydicom converts and warns
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    raw = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        str(raw[0x00200052].value)  # the same conversion outside flatten does warn ...
+    assert any("SECRET" in str(w.message) for w in caught)
+    raw = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = flatten(raw, PROVENANCE, object_key="proj/objects/x.dcm", object_sha256="ab" * 32, object_size=1)
+    assert [str(w.message) for w in caught] == []  # ... inside it, nothing is said
+    assert "SECRET" in rows.instance["header_json"]  # (the value itself is what de-identification cleans)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +28,7 @@ from functools import cache
 
 from lakehouse.config import Settings
 from lakehouse.dicom.header import Header, read_header
+from lakehouse.dicom.quiet import quiet_pydicom
 from lakehouse.errors import StorageError
 from lakehouse.processes import workers_allowed
 from lakehouse.storage import LINK_REASONS, LocalReader, ObjectInfo, ObjectReader
@@ -84,8 +84,7 @@ def local_archive(settings: Settings) -> LocalArchive | None:
 def read_chunk(local: LocalArchive, infos: list[ObjectInfo]) -> list[Header | str]:
     """A worker process's task: the headers of ``infos``, in order."""
     archive = _archive(local)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom's warnings may quote values
+    with quiet_pydicom():  # pydicom's warnings and log records may quote values
         return [read_object(archive, info, local.header_bytes, local.max_header_bytes) for info in infos]
 
 

@@ -18,7 +18,6 @@ a re-run completes (it only redoes the uncommitted reads).
 from __future__ import annotations
 
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from lakehouse import lake, lineage
 from lakehouse.catalog.headers import SYMLINK, SharedReads, local_archive, read_object
 from lakehouse.config import Settings
 from lakehouse.dicom.header import ERROR, Header
+from lakehouse.dicom.quiet import quiet_pydicom
 from lakehouse.errors import LakehouseError
 from lakehouse.storage import ObjectInfo, ObjectReader, open_archive
 
@@ -111,9 +111,8 @@ def sync_catalog(settings: Settings, *, progress: Callable[[int], None] | None =
                 continue
             yield info
 
-    # pydicom warns (sometimes quoting values) about odd headers; tolerated and never printed.
-    with warnings.catch_warnings(), ExitStack() as stack:
-        warnings.simplefilter("ignore")
+    # pydicom warns and logs (sometimes quoting values) about odd headers; never printed.
+    with quiet_pydicom(), ExitStack() as stack:
         read_batch = _batch_reader(settings, archive, stack)
         pending = to_read()
         while batch := list(islice(pending, batch_size)):

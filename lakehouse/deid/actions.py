@@ -68,7 +68,9 @@ from lakehouse.dicom.elements import (
     STRING_VRS,
     Element,
     element_vr,
+    raw_strings,
     replaced_value,
+    sequence,
     set_value,
     values_of,
 )
@@ -163,17 +165,22 @@ class ProfileActions:
         """Clean the deferred free text with the complete identifier set; return the scanner."""
         scanner = self.identifiers.compile(self.date_mode == "full", self._shifted)
         for ds, tag, vr, fallback in self._deferred:
-            elem = ds[tag]
-            value = elem.value
-            if value is None or value == "":
+            # An empty raw value is converted all the same: that is how it is written.
+            texts = raw_strings(ds, ds.get_item(tag, keep_deferred=True)) or self._texts(ds, tag)
+            if not texts:
                 continue
-            values = values_of(value)
-            cleaned = [c for v in values if (c := clean_text(scanner.clean(str(v))))]
+            cleaned = [c for text in texts if (c := clean_text(scanner.clean(text)))]
             if cleaned:
-                elem.value = cleaned if len(cleaned) > 1 else cleaned[0]
+                set_value(ds, tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
             else:
                 self._fall_back(ds, tag, vr, fallback)
         return scanner
+
+    @staticmethod
+    def _texts(ds: Dataset, tag: int) -> list[str]:
+        """The element's values as text, converting it (``ds[tag]``); [] when empty."""
+        value = ds[tag].value
+        return [] if value is None or value == "" else [str(v) for v in values_of(value)]
 
     # -- traversal ---------------------------------------------------------------------------
 
@@ -190,18 +197,21 @@ class ProfileActions:
 
     def _element(self, ds: Dataset, tag: BaseTag, stored: Element) -> None:
         group, number = tag >> 16, tag & 0xFFFF
+        if not group & 1 and (number == 0 or group == 0x0002):  # group lengths and stray meta:
+            del ds[tag]  # rebuilt or dropped
+            return
+        vr = stored.VR
+        if not vr or vr == "UN" or (stored.is_raw and stored.value is None):
+            vr = element_vr(ds, tag, stored)  # implicit VR, UN or a deferred read: the exact way
+        else:
+            vr = str(vr)
         if group & 1:
-            vr = element_vr(ds, tag, stored)
             if self.safe_private is not None:  # Retain Safe Private: lakehouse.deid.safe_private
                 private_action, vr = self.safe_private.action(ds, tag, vr)
                 self._apply(ds, tag, private_action, vr)
             else:
                 self._apply(ds, tag, self.profile.private, vr)
             return
-        if number == 0 or group == 0x0002:  # group lengths and stray meta: rebuilt or dropped
-            del ds[tag]
-            return
-        vr = element_vr(ds, tag, stored)
         if 0x5000 <= group <= 0x501E:
             action: str | None = self.curve_action
         elif 0x6000 <= group <= 0x601E:
@@ -228,10 +238,11 @@ class ProfileActions:
         return "C" if vr in ("LO", "LT", "SH", "ST", "UT", "CS") else None
 
     def _sequence(self, ds: Dataset, tag: int) -> None:
-        items = ds[tag].value
+        elem = sequence(ds, tag)
+        items = elem.value
         kept = [item for item in items if self._item(item)]
         if len(kept) != len(items):
-            ds[tag].value = kept
+            elem.value = kept
 
     def _item(self, item: Dataset) -> bool:
         """Clean one sequence item in place; False when it must be removed (SR content X)."""
@@ -301,18 +312,17 @@ class ProfileActions:
         if action == "X":
             del ds[tag]
             return
-        elem = ds[tag]
-        if tag in TOKEN_KINDS and elem.value:
+        if tag in TOKEN_KINDS and (elem := ds[tag]).value:
             elem.value = pseudonymize_id(str(elem.value), self.key, TOKEN_KINDS[tag])
         elif action == "Z":
-            elem.value = "" if vr in STRING_VRS else None
+            set_value(ds, tag, vr, "" if vr in STRING_VRS else None)
         else:  # D
-            elem.value = DUMMIES.get(vr, b"\x00\x00")
+            set_value(ds, tag, vr, DUMMIES.get(vr, b"\x00\x00"))
 
     def _uid(self, ds: Dataset, tag: int, vr: str) -> None:
         if vr != "UI":
             self._harvest(ds, tag, vr)
-            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            set_value(ds, tag, vr, DUMMIES.get(vr, b"\x00\x00"))
             return
         value = replaced_value(ds, tag, vr)
         if not value:
@@ -337,7 +347,7 @@ class ProfileActions:
                 self._shift(ds, tag, vr)
             elif self.date_mode is None:
                 self._harvest(ds, tag, vr)
-                ds[tag].value = DUMMIES[vr]
+                set_value(ds, tag, vr, DUMMIES[vr])
         elif vr == "AS":
             self._cap_age(ds, tag)
         elif vr in CLEANED_TEXT_VRS:
@@ -350,13 +360,13 @@ class ProfileActions:
         """What C does when no part of the value is known to be safe."""
         self.counts["clean_fallback"] += 1
         if action == REDACT:
-            ds[tag].value = REDACTED_MEANING
+            set_value(ds, tag, vr, REDACTED_MEANING)
         elif action == "X":
             del ds[tag]
         elif action == "Z":
-            ds[tag].value = "" if vr in STRING_VRS else None
+            set_value(ds, tag, vr, "" if vr in STRING_VRS else None)
         else:
-            ds[tag].value = DUMMIES.get(vr, b"\x00\x00")
+            set_value(ds, tag, vr, DUMMIES.get(vr, b"\x00\x00"))
 
     def _code_meaning(self, item: Dataset) -> None:
         """A code item's meaning: kept for standard schemes, else redacted or cleaned."""
@@ -367,7 +377,7 @@ class ProfileActions:
             self._deferred.append((item, CODE_MEANING, "LO", REDACT))
         else:
             self.counts["code_meaning_redacted"] += 1
-            item[CODE_MEANING].value = REDACTED_MEANING
+            set_value(item, CODE_MEANING, "LO", REDACTED_MEANING)
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
         value = replaced_value(ds, tag, vr)
@@ -397,13 +407,9 @@ class ProfileActions:
         """Remember the identifying value about to be removed or replaced (for clean and scan)."""
         if vr not in STRING_VRS or not self._harvests(tag, vr):
             return  # nothing to remember: do not decode a value that is about to go
-        value = ds[tag].value
-        if value is None or value == "":
-            return
-        values = values_of(value)
+        texts = raw_strings(ds, ds.get_item(tag, keep_deferred=True))  # the element goes: no need to convert it
         ids, kind = self.identifiers, self.identifying.get(tag)
-        for v in values:
-            text = str(v)
+        for text in self._texts(ds, tag) if texts is None else texts:
             if vr == "PN" or kind == "name":
                 ids.add_name(text)
             elif kind in ("id", "site"):

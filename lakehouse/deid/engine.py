@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import io
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from lakehouse.deid.record import record_method
 from lakehouse.dicom.elements import tag_text
 from lakehouse.dicom.integrity import structural_problem
 from lakehouse.dicom.part10 import rebuild_file_meta, transfer_syntax_of, write_part10
+from lakehouse.dicom.quiet import quiet_pydicom
 
 Outcome = Literal["deidentified", "quarantined"]
 
@@ -61,10 +61,10 @@ class DeidResult:
 def deidentify(source: bytes | Dataset, settings: DeidSettings) -> DeidResult:
     """De-identify one object (bytes of a Part 10 file or a dataset, which is not modified).
 
-    pydicom's warnings quote the offending value (``Invalid value for VR UI: '<value>'``),
-    which may be PHI, so they are silenced here rather than reaching stderr or a log."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    pydicom's warnings and log records quote the offending value (``Invalid value for VR UI:
+    '<value>'``), which may be PHI, so they are silenced here rather than reaching stderr or a
+    log (``lakehouse.dicom.quiet``)."""
+    with quiet_pydicom():
         return _deidentify_quietly(source, settings)
 
 

@@ -23,6 +23,7 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
@@ -31,11 +32,14 @@ __all__ = [
     "element_vr",
     "known_vr",
     "put",
+    "raw_strings",
     "replaced_value",
+    "sequence",
     "set_value",
     "tag_text",
     "text_encoding",
     "text_values",
+    "text_values_by_tag",
     "value_text",
     "values_of",
 ]
@@ -51,6 +55,9 @@ DECODED_FROM_RAW_VRS = frozenset({"UI", "DA", "DT"})
 # Read as text from raw bytes (``value_text``): always default-encoded, or in the dataset's charset.
 ASCII_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "UI", "UR"})
 CHARSET_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+# Raw values ``raw_strings`` decodes with the default encoding (DA, DT, TM only as strings).
+DEFAULT_DECODED_VRS = frozenset({"AE", "AS", "CS", "UI", "UR"})
+DATETIME_VRS = frozenset({"DA", "DT", "TM"})
 SINGLE_BYTE_CODECS = frozenset({"iso8859", "latin_1"})  # pydicom's names for ISO_IR 100 / none
 
 Element = DataElement | RawDataElement
@@ -108,24 +115,99 @@ def replaced_value(ds: Dataset, tag: int, vr: str) -> Any:
     length or VR-less elements take pydicom's conversion (which may write them differently).
     """
     raw = ds.get_item(tag, keep_deferred=True)
-    if (
-        isinstance(raw, RawDataElement) and raw.VR == vr and vr in DECODED_FROM_RAW_VRS
-        and isinstance(raw.value, bytes) and raw.length != UNDEFINED_LENGTH and not (tag >> 16) & 1
-    ):
+    if isinstance(raw, RawDataElement) and vr in DECODED_FROM_RAW_VRS and _replaceable(raw, vr):
         items = raw.value.decode(default_encoding).rstrip(" \x00").split("\\")
         if items != [""]:
             return items[0] if len(items) == 1 else items
     return ds[tag].value
 
 
+def _replaceable(raw: RawDataElement, vr: str) -> bool:
+    """Whether a new element of ``vr`` is what converting ``raw`` and assigning would give:
+    the VR as read (explicit, not UN), a value read (not deferred) of defined length, and not
+    private (pydicom gives those their creator)."""
+    return (raw.VR == vr and vr != "UN" and isinstance(raw.value, bytes)
+            and raw.length != UNDEFINED_LENGTH and not (raw.tag >> 16) & 1)
+
+
 def set_value(ds: Dataset, tag: int, vr: str, value: Any) -> None:
     """Give the element a new value: a raw element is replaced by a new one (what converting
-    and assigning gives), a converted one keeps its VR."""
+    and assigning gives, see ``_replaceable``; else it is converted), a converted one keeps
+    its VR."""
     stored = ds.get_item(tag, keep_deferred=True)
     if isinstance(stored, RawDataElement):
-        ds[stored.tag] = DataElement(stored.tag, vr, value)
+        if _replaceable(stored, vr):
+            ds[stored.tag] = DataElement(stored.tag, vr, value)
+            return
+        stored = ds[tag]
+    stored.value = value
+
+
+def sequence(ds: Dataset, tag: int) -> DataElement:
+    """``ds[tag]`` for a sequence element. A raw one (explicit VR SQ, value read) is converted
+    and stored as ``ds[tag]`` does, minus its repeated look-ups and its second pass setting
+    Pixel Representation on the items (``Dataset.__setitem__`` already set the same); else
+    ``ds[tag]``."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    charset = ds.original_character_set
+    if isinstance(raw, RawDataElement) and raw.VR == "SQ" and raw.value is not None and charset:
+        elem = convert_raw_data_element(raw, encoding=charset, ds=ds)
+        ds[raw.tag] = elem
+        return elem
+    return ds[tag]
+
+
+def raw_strings(ds: Dataset, stored: Element | None) -> list[str] | None:
+    """``[str(v) for v in values_of(ds[tag].value)]`` of a raw string element, without
+    converting it; None when only pydicom's conversion can tell (not raw, not
+    ``_replaceable``, empty, ISO 2022 escapes, a multi-byte or failing character set, other
+    VRs, datetime conversion, strict validation or conversion hooks).
+
+    Mirrors ``pydicom.values``: the text is decoded (the dataset's character set for PN, LO,
+    SH, UC, LT, ST, UT; the default one otherwise), split at ``\\`` except for LT, ST, UT and
+    UR, and trimmed as each converter trims it."""
+    if not isinstance(stored, RawDataElement) or not stored.VR or not _plain_conversion():
+        return None
+    vr, value = str(stored.VR), stored.value
+    if (not isinstance(value, bytes) or not _replaceable(stored, vr) or stored.length == 0
+            or stored.length != len(value) or b"\x1b" in value):
+        return None
+    if vr in CHARSET_TEXT_VRS or vr == "PN":
+        charset = ds.original_character_set
+        codecs = [charset] if isinstance(charset, str) else list(charset or [])
+        if len(codecs) != 1 or codecs[0] not in SINGLE_BYTE_CODECS:
+            return None
+        codec = codecs[0]
+    elif vr in DEFAULT_DECODED_VRS or (vr in DATETIME_VRS and not config.datetime_conversion):
+        codec = default_encoding
     else:
-        stored.value = value
+        return None
+    try:
+        text = (value.rstrip(b"\x00 ") if vr == "PN" else value).decode(codec)
+    except UnicodeDecodeError:
+        return None
+    if vr == "PN" and "=" in text:  # PersonName drops empty component groups: let pydicom tell
+        return None
+    if vr in ("LT", "ST", "UT"):
+        items = [text.rstrip("\0 ")]
+    elif vr == "UR":
+        items = [text.rstrip()]
+    elif vr == "AE":
+        items = [v.strip() for v in text.split("\\")]
+    elif vr == "UI":  # multi_string of pydicom's UID, which strips each value
+        items = [v.strip() for v in text.rstrip(" \x00").split("\\")]
+    elif vr in ("LO", "SH", "UC"):
+        items = [v.rstrip("\0 ") for v in text.split("\\")]
+    else:  # PN (stripped above), CS, AS, DA, DT, TM: pydicom's multi_string
+        items = text.rstrip(" \x00").split("\\")
+    return [] if items == [""] else items
+
+
+def _plain_conversion() -> bool:
+    """pydicom converts raw elements with its own hooks and does not raise on invalid values."""
+    return (config.data_element_callback is None and not hooks.raw_element_kwargs
+            and hooks.raw_element_vr is raw_element_vr and hooks.raw_element_value is raw_element_value
+            and config.settings.reading_validation_mode != config.RAISE)
 
 
 def put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
@@ -161,10 +243,17 @@ def text_values(ds: Dataset, vrs: frozenset[str]) -> Iterator[tuple[str, str, st
     for the caller only, so the writer still copies them byte for byte, and their text may
     keep its trailing padding); UN values are read as Latin-1; multiple values are joined
     with ``\\``."""
+    for prefix, tag, vr, text in _text_values(ds, vrs, ""):
+        yield prefix + tag_text(tag), vr, text
+
+
+def text_values_by_tag(ds: Dataset, vrs: frozenset[str]) -> Iterator[tuple[str, int, str, str]]:
+    """``text_values`` as ``(path of the enclosing item, tag, VR, text)``: the tag path is
+    ``prefix + tag_text(tag)``, built only by callers that report it."""
     return _text_values(ds, vrs, "")
 
 
-def _text_values(ds: Dataset, vrs: frozenset[str], prefix: str) -> Iterator[tuple[str, str, str]]:
+def _text_values(ds: Dataset, vrs: frozenset[str], prefix: str) -> Iterator[tuple[str, int, str, str]]:
     for tag, stored in list(ds.items()):
         vr = stored.VR
         if not vr or (stored.is_raw and stored.value is None):
@@ -178,11 +267,11 @@ def _text_values(ds: Dataset, vrs: frozenset[str], prefix: str) -> Iterator[tupl
         elif vr == "UN":
             value = ds.get_item(tag).value
             if isinstance(value, bytes) and value:
-                yield prefix + tag_text(tag), vr, value.decode("latin-1")
+                yield prefix, tag, vr, value.decode("latin-1")
         else:
             text = value_text(ds, tag, stored)
             if text is not None:
-                yield prefix + tag_text(tag), vr, text
+                yield prefix, tag, vr, text
 
 
 def value_text(ds: Dataset, tag: int, stored: Element) -> str | None:

@@ -16,19 +16,22 @@ File meta information (group 0002) is not part of the dataset and is not written
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
+from functools import lru_cache
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 
 from lakehouse.dicom.values import (
     BINARY_VRS,
     FLOAT_VRS,
     INTEGER_VRS,
-    element_values,
+    listed_values,
     parse_float,
     parse_int,
+    raw_value,
+    raw_values_enabled,
 )
 from lakehouse.errors import DicomParseError
 
@@ -51,7 +54,7 @@ def is_bulk_data(elem: DataElement) -> bool:
     return _is_bulk(int(elem.tag), elem.VR, elem)
 
 
-def _is_bulk(tag: int, vr: str, elem: DataElement) -> bool:
+def _is_bulk(tag: int, vr: str, elem: DataElement | None) -> bool:
     if tag in _BULK_TAGS:
         return True
     group, element = tag >> 16, tag & 0xFFFF
@@ -59,72 +62,146 @@ def _is_bulk(tag: int, vr: str, elem: DataElement) -> bool:
         return True
     if 0x5000 <= group <= 0x501E and group % 2 == 0 and element in (0x3000, 0x200C):  # Curve/Audio
         return True
-    if vr in BINARY_VRS and not elem.is_empty:
+    if vr in BINARY_VRS and elem is not None and not elem.is_empty:
         return len(elem.value) > BULK_DATA_THRESHOLD
     return False
 
 
-ElementVisitor = Callable[[DataElement, int, str, str, int, str, bool, list[Any]], None]
+ElementVisitor = Callable[[int, str, str, int, str, bool, list[Any], int], None]
 """Called for every element, parents before their items, in tag order:
-``(elem, tag, tag_key, path, depth, vr, bulk, values)`` with ``tag`` as int. ``path`` is ``GGGGEEEE`` at the top and
-``<sequence path>[<item index>].GGGGEEEE`` below it; ``values`` is ``element_values(elem)``
-(empty for sequences and binary VRs)."""
+``(tag, tag_key, path, depth, vr, bulk, values, count)`` with ``tag`` as int. ``path`` is ``GGGGEEEE`` at
+the top and ``<sequence path>[<item index>].GGGGEEEE`` below it; ``values`` is ``element_values(elem)``
+(empty for sequences and binary VRs); ``count`` is ``value_count(elem)``."""
 
 # Text VRs whose DICOM JSON is their value(s) as they are (pydicom's generic branch).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 
 
 def to_json_dict(ds: Dataset, visit: ElementVisitor | None = None) -> dict[str, Any]:
-    """The DICOM JSON model of ``ds`` as a dict keyed by ``GGGGEEEE``.
-
-    ``visit`` sees every element at every depth during the same walk, so callers that
-    need per-element facts as well (flatten's attribute rows) read each element once."""
-    return _dataset_json(ds, "", 0, visit)
+    """The DICOM JSON model of ``ds`` as a dict keyed by ``GGGGEEEE`` (``to_json`` read back)."""
+    result: dict[str, Any] = json.loads(to_json(ds, visit))
+    return result
 
 
 def to_json(ds: Dataset, visit: ElementVisitor | None = None) -> str:
-    """Deterministic DICOM JSON text of ``ds`` without bulk data (``visit`` as in to_json_dict)."""
-    return json.dumps(
-        to_json_dict(ds, visit), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
-    )
+    """Deterministic DICOM JSON text of ``ds`` without bulk data.
+
+    ``visit`` sees every element at every depth during the same walk, so callers that
+    need per-element facts as well (flatten's attribute rows) read each element once.
+
+    The text is what ``json.dumps(model, sort_keys=True, separators=(",", ":"),
+    allow_nan=False, ensure_ascii=False)`` gives for the JSON model, written element by
+    element as the walk goes (tags come in sorted order; ``Value`` sorts before ``vr``),
+    which saves building the model and sorting it. Elements are read as stored: a raw
+    element that ``raw_value`` can decode is decoded on the side and stays raw in ``ds``;
+    any other is converted (and stored) by pydicom."""
+    refused: list[Exception] = []
+    text = _dataset_json(ds, "", 0, visit, raw_values_enabled(), refused)
+    if refused:  # as json.dumps of the whole model would, once every element was read
+        raise refused[0]
+    return text
 
 
-def _dataset_json(ds: Dataset, prefix: str, depth: int, visit: ElementVisitor | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for elem in ds:
-        tag = int(elem.tag)
-        key = f"{tag:08X}"
-        vr = str(elem.VR)
-        bulk = _is_bulk(tag, vr, elem)
-        values = [] if vr == "SQ" or vr in BINARY_VRS else element_values(elem)
-        if visit is not None:
-            visit(elem, tag, key, prefix + key, depth, vr, bulk, values)
-        if vr == "SQ":
-            path = prefix + key
-            items = [
-                _dataset_json(item, f"{path}[{index}].", depth + 1, visit)
-                for index, item in enumerate(elem.value or ())
-            ]
-            out[key] = {"vr": vr} if bulk else {"vr": vr, "Value": items}
-        elif bulk:
-            out[key] = {"vr": vr}
+@lru_cache(maxsize=16384)
+def _tag_facts(tag: int) -> tuple[str, str, bool]:
+    """``GGGGEEEE``, its JSON key prefix, and whether the tag alone makes the element bulk."""
+    key = f"{tag:08X}"
+    return key, f'"{key}":', _is_bulk(tag, "", None)
+
+
+def _dataset_json(
+    ds: Dataset,
+    prefix: str,
+    depth: int,
+    visit: ElementVisitor | None,
+    decode_raw: bool,
+    refused: list[Exception],
+) -> str:
+    out: list[str] = []
+    encoding: str | MutableSequence[str] | None = None  # the dataset's, once a raw element needs it
+    # Sorting plain ints: BaseTag's comparisons are Python code (this is Dataset.__iter__'s order).
+    for tag, stored in sorted([(int(tag), stored) for tag, stored in ds.items()]):
+        elem: DataElement | None = None
+        decoded = None
+        if isinstance(stored, RawDataElement):
+            if decode_raw:
+                if encoding is None:  # what Dataset.__getitem__ decodes with (set on every dataset read)
+                    encoding = ds.original_character_set
+                decoded = raw_value(stored, encoding) if encoding else None
+            if decoded is None:
+                elem = ds[tag]  # pydicom's conversion, stored in ds
         else:
-            out[key] = _leaf_json(elem, vr, values)
-    return out
+            elem = stored
+        if decoded is not None:
+            vr, value = decoded
+        else:
+            assert elem is not None
+            vr = elem.VR
+            if vr.__class__ is not str:
+                vr = str(vr)
+            value = elem.value
+        key, json_key, bulk = _tag_facts(tag)
+        if not bulk and vr in BINARY_VRS:
+            bulk = _is_bulk(tag, vr, elem)
+        if vr == "SQ":
+            items = value or ()
+            path = prefix + key
+            if visit is not None:
+                visit(tag, key, path, depth, vr, bulk, [], len(items))
+            nested = [
+                _dataset_json(item, f"{path}[{index}].", depth + 1, visit, decode_raw, refused)
+                for index, item in enumerate(items)
+            ]
+            out.append(json_key + (_EMPTY % _str(vr) if bulk else _VALUE % (",".join(nested), _str(vr))))
+            continue
+        if vr in BINARY_VRS:
+            values: list[Any] = []
+            count = 0 if elem is None or elem.is_empty else 1
+        else:
+            values = listed_values(value)
+            count = len(values)
+        if visit is not None:
+            visit(tag, key, prefix + key, depth, vr, bulk, values, count)
+        out.append(json_key + (_EMPTY % _str(vr) if bulk else _leaf_json(elem, vr, value, values, refused)))
+    return "{" + ",".join(out) + "}"
 
 
-def _leaf_json(elem: DataElement, vr: str, values: list[Any]) -> dict[str, Any]:
+_str = json.encoder.encode_basestring  # as json.dumps(..., ensure_ascii=False) writes a str
+_VALUE = '{"Value":[%s],"vr":%s}'
+_EMPTY = '{"vr":%s}'
+
+
+def _leaf_json(
+    elem: DataElement | None, vr: str, value: Any, values: list[Any], refused: list[Exception]
+) -> str:
+    """An element's DICOM JSON text; ``elem`` is None for a raw element decoded by
+    ``raw_value`` (a text or number VR), else its (converted) element."""
     if vr in INTEGER_VRS or vr in FLOAT_VRS:
         if not values:
-            return {"vr": vr}
+            return _EMPTY % _str(vr)
         parse = parse_int if vr in INTEGER_VRS else parse_float
-        return {"vr": vr, "Value": [parse(v) for v in values]}
-    value = elem.value
-    if vr in _TEXT_VRS and isinstance(value, str):  # the common case, as pydicom writes it
-        return {"vr": vr, "Value": [value]} if value else {"vr": vr}
+        return _VALUE % (",".join(_number(parse(v)) for v in values), _str(vr))
+    if vr in _TEXT_VRS:
+        if isinstance(value, str):  # the common case, as pydicom writes it
+            return _VALUE % (_str(value), _str(vr)) if value else _EMPTY % _str(vr)
+        if elem is None:  # several values, as pydicom writes them (empty ones too)
+            return _VALUE % (",".join(map(_str, value)), _str(vr))
+    assert elem is not None
     try:
-        return elem.to_json_dict(None, BULK_DATA_THRESHOLD)
+        model = elem.to_json_dict(None, BULK_DATA_THRESHOLD)
     except (TypeError, ValueError, AttributeError) as exc:
         raise DicomParseError(
             "json_encode", f"attribute {int(elem.tag):08X} ({vr}) cannot be written as DICOM JSON"
         ) from exc
+    try:
+        return json.dumps(model, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        refused.append(exc)
+        return "null"
+
+
+def _number(number: float | None) -> str:
+    """A parsed number as json.dumps writes it (``parse_int``/``parse_float`` give no NaN)."""
+    if number is None:
+        return "null"
+    return int.__repr__(number) if isinstance(number, int) else float.__repr__(number)

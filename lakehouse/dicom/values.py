@@ -20,10 +20,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import MutableSequence
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
+from struct import unpack
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom import config
+from pydicom.charset import default_encoding, python_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DSfloat
 
@@ -47,7 +54,11 @@ _DT = re.compile(
 
 def element_values(elem: DataElement) -> list[Any]:
     """The element's values as a list (empty when the element has no value)."""
-    value = elem.value
+    return listed_values(elem.value)
+
+
+def listed_values(value: Any) -> list[Any]:
+    """``element_values`` of an element whose value is ``value``."""
     if isinstance(value, str):  # most values: checked first as this runs for every element
         return [value] if value else []
     if value is None:
@@ -142,7 +153,8 @@ def values_text(vr: str, values: list[Any]) -> str | None:
     if vr == "AT":
         return "\\".join(f"{int(v):08X}" for v in values)
     if len(values) == 1:
-        return _text(values[0])
+        value = values[0]
+        return value.strip() if value.__class__ is str else _text(value)  # str: most values
     return "\\".join(_text(v) for v in values)
 
 
@@ -176,17 +188,19 @@ def typed_value(elem: DataElement, column_type: str) -> Any:
     timestamp column takes the first value; a scalar string column joins values with
     a backslash, as DICOM stores them.
     """
-    if elem.VR in BINARY_VRS or elem.VR == "SQ":
-        return None
-    values = element_values(elem)
-    if not values:
+    return typed_values(elem.VR, element_values(elem), column_type)
+
+
+def typed_values(vr: str, values: list[Any], column_type: str) -> Any:
+    """``typed_value`` from the element's VR and its ``element_values``."""
+    if vr in BINARY_VRS or vr == "SQ" or not values:
         return None
     if column_type.startswith("list<") and column_type.endswith(">"):
         inner = column_type[5:-1]
-        return [_scalar(v, elem.VR, inner) for v in values]
+        return [_scalar(v, vr, inner) for v in values]
     if column_type == "string":
-        return value_text(elem)
-    return _scalar(values[0], elem.VR, column_type)
+        return values_text(vr, values)
+    return _scalar(values[0], vr, column_type)
 
 
 def _text(value: Any) -> str:
@@ -220,3 +234,155 @@ def _scalar(value: Any, vr: str, column_type: str) -> Any:
         text = str(value).strip().upper()
         return {"YES": True, "Y": True, "NO": False, "N": False}.get(text)
     raise LakeError(f"column type {column_type!r} cannot hold a DICOM value")
+
+
+# Reading raw elements without pydicom's conversion
+# --------------------------------------------------
+# ``Dataset.__getitem__`` converts a raw element (hooks, VR lookup, converter dispatch,
+# value classes, validation) and stores the result: most of flatten's time when done for
+# every element. ``raw_value`` decodes the common, plain cases itself, giving values that
+# every function of this module (and lakehouse.dicom.json) treats exactly as pydicom's;
+# anything else returns None and the caller converts the element the usual way.
+
+# pydicom's codec names under which ASCII bytes decode as ASCII (default, ISO_IR 100, 192).
+_ASCII_CODECS = frozenset({default_encoding, python_encoding["ISO_IR 100"], python_encoding["ISO_IR 192"]})
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
+_NUMBER_SIZES = {vr: {"H": 2, "h": 2, "L": 4, "l": 4, "Q": 8, "q": 8, "f": 4, "d": 8}[f] for vr, f in _NUMBER_FORMATS.items()}
+# Converters by kind: pydicom's convert_string (and DA/DT/TM without datetime_conversion),
+# convert_text (charset), convert_single_string (charset), convert_AE_string, convert_UI,
+# convert_UR_string, convert_DS_string, convert_IS_string.
+_SPLIT_VRS = frozenset({"AS", "CS", "DA", "DT", "TM"})
+_CHARSET_SPLIT_VRS = frozenset({"LO", "SH", "UC"})
+_CHARSET_SINGLE_VRS = frozenset({"LT", "ST", "UT"})
+_CHARSET_VRS = _CHARSET_SPLIT_VRS | _CHARSET_SINGLE_VRS
+_TEXT_RAW_VRS = _SPLIT_VRS | _CHARSET_VRS | {"AE", "UI", "UR", "DS", "IS"}
+_RAW_VRS = _TEXT_RAW_VRS | frozenset(_NUMBER_FORMATS)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+# LUT descriptors, whose first value pydicom reads as unsigned whatever the VR says (PS3.3
+# C.11.1.1.1): (0028,1101-1103) palette color descriptors and (0028,3002) LUT Descriptor.
+_LUT_DESCRIPTOR_INTS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+_EXACT_INT = 2**53  # an IS beyond this is not equal to its float: pydicom makes it an ISfloat
+
+
+def raw_values_enabled() -> bool:
+    """Whether pydicom converts raw elements the default way (no callbacks or custom hooks,
+    no numpy/Decimal/datetime value classes, empty text as "", validation not raising),
+    which ``raw_value`` assumes."""
+    return (
+        config.data_element_callback is None
+        and hooks.raw_element_vr is raw_element_vr
+        and hooks.raw_element_value is raw_element_value
+        and not hooks.raw_element_kwargs
+        and not (config.use_DS_decimal or config.use_DS_numpy or config.use_IS_numpy)
+        and not config.datetime_conversion
+        and not config.use_none_as_empty_text_VR_value
+        and config.settings.reading_validation_mode != config.RAISE
+    )
+
+
+def raw_value(raw: RawDataElement, encoding: str | MutableSequence[str]) -> tuple[str, Any] | None:
+    """``(VR, value)`` of a raw little-endian element of a standard (even group) attribute
+    with a text or binary-number VR, as pydicom's conversion gives it (``encoding``: the
+    dataset's, as ``Dataset.__getitem__`` passes it), or None when pydicom must convert it.
+
+    Text is decoded only when it is ASCII without ESC, and charset VRs (LO, SH, UC, LT, ST,
+    UT) only in the default, Latin-1 or UTF-8 character set, so every codec reads it alike.
+    Two values stay text where pydicom makes objects that every function here reads the
+    same way: a DS as its stripped text (DSfloat), a UI as a str (UID). A DS that is not a
+    number, an IS that is not an exact integer, a wrong-length number, an empty-looking DS
+    or IS value and LUT descriptors all take pydicom's conversion."""
+    value = raw.value
+    tag = int(raw.tag)  # plain int: BaseTag's == (dict and set lookups) is Python code
+    if (
+        value is None
+        or not raw.is_little_endian
+        or raw.length == _UNDEFINED_LENGTH
+        or raw.length != len(value)
+        or (tag >> 16) & 1
+    ):
+        return None
+    vr = raw.VR
+    if vr is None:  # implicit VR: pydicom takes the dictionary's
+        vr = _dictionary_vr(tag)
+    if vr not in _RAW_VRS:
+        return None
+    if not value:
+        return vr, ("" if vr in _TEXT_RAW_VRS and vr not in ("DS", "IS") else None)
+    if vr in _NUMBER_FORMATS:
+        return _raw_numbers(tag, vr, value)
+    if not value.isascii() or b"\x1b" in value:
+        return None
+    if vr in _CHARSET_VRS:
+        first = encoding if isinstance(encoding, str) else (encoding[0] if encoding else default_encoding)
+        if first not in _ASCII_CODECS:
+            return None
+    text = value.decode("ascii")
+    if vr in _SPLIT_VRS:
+        return vr, _one_or_list(text.rstrip(" \x00").split("\\"))
+    if vr in _CHARSET_SPLIT_VRS:
+        return vr, _one_or_list([v.rstrip("\x00 ") for v in text.split("\\")])
+    if vr in _CHARSET_SINGLE_VRS:
+        return vr, text.rstrip("\x00 ")
+    if vr == "UI":
+        return vr, _one_or_list([v.strip() for v in text.rstrip("\x00 ").split("\\")])
+    if vr == "AE":
+        return vr, _one_or_list([v.strip() for v in text.split("\\")])
+    if vr == "UR":
+        return vr, text.rstrip()
+    numbers = _raw_decimals(text.strip()) if vr == "DS" else _raw_integers(text)
+    return None if numbers is None else (vr, _one_or_list(numbers))
+
+
+def _raw_numbers(tag: int, vr: str, value: bytes) -> tuple[str, Any] | None:
+    count, rest = divmod(len(value), _NUMBER_SIZES[vr])
+    if rest or tag in _LUT_DESCRIPTOR_INTS:  # pydicom: wrong length → UN; LUT fix-up
+        return None
+    numbers = unpack(f"<{count}{_NUMBER_FORMATS[vr]}", value)
+    return vr, numbers[0] if count == 1 else list(numbers)
+
+
+def _raw_decimals(text: str) -> list[str] | None:
+    """DS items as pydicom's DSfloat keeps their text (stripped), or None if one is no number."""
+    items = text.rstrip(" \x00").split("\\")
+    for index, item in enumerate(items):
+        if not item.strip():
+            if item:
+                return None
+            continue
+        try:
+            float(item)
+        except ValueError:
+            return None
+        items[index] = item.strip()
+    return items
+
+
+def _raw_integers(text: str) -> list[str] | None:
+    """IS items as pydicom's IS keeps their text (stripped), or None unless each is an integer
+    whose text reads as the same float (exact, and not a negative zero)."""
+    items = text.rstrip(" \x00").split("\\")
+    for index, item in enumerate(items):
+        if not item.strip():
+            if item:
+                return None
+            continue
+        try:
+            number = int(item)
+        except ValueError:
+            return None
+        if not -_EXACT_INT <= number <= _EXACT_INT or (not number and "-" in item):  # -0 reads as -0.0
+            return None
+        items[index] = item.strip()
+    return items
+
+
+def _one_or_list(items: list[str]) -> str | list[str]:
+    return items[0] if len(items) == 1 else items
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return None

@@ -12,7 +12,8 @@ from pydicom.datadict import dictionary_has_tag, dictionary_keyword
 from pydicom.dataelem import DataElement
 
 from lakehouse.dicom.json import ElementVisitor, to_json
-from lakehouse.dicom.values import BINARY_VRS, typed_value, values_number, values_text
+from lakehouse.dicom.quiet import quiet_pydicom
+from lakehouse.dicom.values import element_values, typed_values, values_number, values_text
 from lakehouse.errors import DicomParseError, LakehouseError
 from lakehouse.flatten.columns import PromotedColumn, promoted_columns
 from lakehouse.lake.schemas import table_spec
@@ -77,9 +78,12 @@ def flatten(
     object_size: int,
 ) -> FlatRows:
     """Rows for one de-identified instance. Raises DicomParseError (codes
-    ``missing_attribute``, ``json_encode``, ``flatten_failed``) naming tags, never values."""
+    ``missing_attribute``, ``json_encode``, ``flatten_failed``) naming tags, never values.
+    pydicom's warnings and log records quote values (``Invalid value for VR ...``), so they are
+    silenced here as in ``deidentify``: no value reaches stderr or a log."""
     try:
-        return _flatten(ds, provenance, object_key, object_sha256, object_size)
+        with quiet_pydicom():
+            return _flatten(ds, provenance, object_key, object_sha256, object_size)
     except LakehouseError:
         raise
     except Exception as exc:  # pydicom raises many kinds on malformed values; fail closed
@@ -91,11 +95,11 @@ def _flatten(
 ) -> FlatRows:
     meta = getattr(ds, "file_meta", None)
     columns: dict[str, list[Any]] = {name: [] for name in ATTRIBUTE_ROW_COLUMNS}
-    top: dict[int, DataElement] = {}
+    top: dict[int, tuple[str, list[Any]]] = {}
     try:
         header_json = to_json(ds, _attribute_visitor(columns, top))
     except Exception:
-        _promoted_rows(ds.get, meta)  # a missing key is reported before a value JSON refuses
+        _promoted_rows(lambda tag: _vr_values(ds.get(tag)), meta)  # a missing key is reported first
         raise
     prov = provenance.columns()
     study, series, instance, base = (row | prov for row in _promoted_rows(top.get, meta))
@@ -115,24 +119,30 @@ def _promoted_plan(table: str) -> tuple[tuple[PromotedColumn, ...], tuple[str, .
     return promoted_columns(table), required
 
 
-def _promoted_rows(lookup: Callable[[int], DataElement | None], meta: Dataset | None) -> list[dict[str, Any]]:
+def _promoted_rows(
+    lookup: Callable[[int], tuple[str, list[Any]] | None], meta: Dataset | None
+) -> list[dict[str, Any]]:
     """Promoted columns of studies, series, instances and attributes, in that order;
-    ``lookup`` finds a top-level element by tag (group 0002 comes from ``meta``)."""
+    ``lookup`` finds a top-level element's VR and values by tag (group 0002 comes from ``meta``)."""
     rows = []
     for table in ("studies", "series", "instances", "attributes"):
         columns, required = _promoted_plan(table)
         row: dict[str, Any] = {}
         for column in columns:
             if column.tag >> 16 == 0x0002:
-                elem = None if meta is None else meta.get(column.tag)
+                found = None if meta is None else _vr_values(meta.get(column.tag))
             else:
-                elem = lookup(column.tag)
-            row[column.name] = None if elem is None else typed_value(elem, column.type)
+                found = lookup(column.tag)
+            row[column.name] = None if found is None else typed_values(*found, column.type)
         for name in required:
             if name in row and row[name] is None:
                 raise DicomParseError("missing_attribute", f"{name} is absent or empty")
         rows.append(row)
     return rows
+
+
+def _vr_values(elem: DataElement | None) -> tuple[str, list[Any]] | None:
+    return None if elem is None else (elem.VR, element_values(elem))
 
 
 @lru_cache(maxsize=8192)
@@ -141,37 +151,29 @@ def _keyword(tag: int) -> str | None:
     return (dictionary_keyword(tag) or None) if dictionary_has_tag(tag) else None
 
 
-def _attribute_visitor(columns: dict[str, list[Any]], top: dict[int, DataElement]) -> ElementVisitor:
+def _attribute_visitor(columns: dict[str, list[Any]], top: dict[int, tuple[str, list[Any]]]) -> ElementVisitor:
     """An ElementVisitor appending one attribute row per element to ``columns`` and
-    collecting the top-level elements by tag in ``top``."""
+    collecting the top-level elements' VR and values by tag in ``top``."""
     paths, tags, keywords, vrs, depths, texts, numbers, counts = (
         columns[name].append for name in ATTRIBUTE_ROW_COLUMNS
     )
 
     def visit(
-        elem: DataElement,
-        tag: int,
-        key: str,
-        path: str,
-        depth: int,
-        vr: str,
-        bulk: bool,
-        values: list[Any],
+        tag: int, key: str, path: str, depth: int, vr: str, bulk: bool, values: list[Any], count: int
     ) -> None:
         if depth == 0:
-            top[tag] = elem
+            top[tag] = (vr, values)
         paths(path)
         tags(key)
         keywords(_keyword(tag))
         vrs(vr)
         depths(depth)
-        texts(None if bulk else values_text(vr, values))
-        numbers(None if bulk else values_number(vr, values))
-        if vr == "SQ":
-            counts(len(elem.value or ()))
-        elif vr in BINARY_VRS:
-            counts(0 if elem.is_empty else 1)
+        if bulk or not values:
+            texts(None)
+            numbers(None)
         else:
-            counts(len(values))
+            texts(values_text(vr, values))
+            numbers(values_number(vr, values))
+        counts(count)
 
     return visit
