@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import MutableSequence
+from collections.abc import Callable, MutableSequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from struct import unpack
@@ -329,7 +329,7 @@ def raw_value(raw: RawDataElement, encoding: str | MutableSequence[str]) -> tupl
         return vr, _one_or_list([v.strip() for v in text.split("\\")])
     if vr == "UR":
         return vr, text.rstrip()
-    numbers = _raw_decimals(text.strip()) if vr == "DS" else _raw_integers(text)
+    numbers = _raw_number_texts(text.strip(), _plain_decimal) if vr == "DS" else _raw_number_texts(text, _plain_integer)
     return None if numbers is None else (vr, _one_or_list(numbers))
 
 
@@ -341,39 +341,36 @@ def _raw_numbers(tag: int, vr: str, value: bytes) -> tuple[str, Any] | None:
     return vr, numbers[0] if count == 1 else list(numbers)
 
 
-def _raw_decimals(text: str) -> list[str] | None:
-    """DS items as pydicom's DSfloat keeps their text (stripped), or None if one is no number."""
+def _raw_number_texts(text: str, plain: Callable[[str], bool]) -> list[str] | None:
+    """DS or IS items as pydicom's DSfloat/IS keep their text (stripped), or None when an item
+    is blank but not empty, or not ``plain`` (then pydicom converts)."""
     items = text.rstrip(" \x00").split("\\")
     for index, item in enumerate(items):
         if not item.strip():
             if item:
                 return None
             continue
-        try:
-            float(item)
-        except ValueError:
+        if not plain(item):
             return None
         items[index] = item.strip()
     return items
 
 
-def _raw_integers(text: str) -> list[str] | None:
-    """IS items as pydicom's IS keeps their text (stripped), or None unless each is an integer
-    whose text reads as the same float (exact, and not a negative zero)."""
-    items = text.rstrip(" \x00").split("\\")
-    for index, item in enumerate(items):
-        if not item.strip():
-            if item:
-                return None
-            continue
-        try:
-            number = int(item)
-        except ValueError:
-            return None
-        if not -_EXACT_INT <= number <= _EXACT_INT or (not number and "-" in item):  # -0 reads as -0.0
-            return None
-        items[index] = item.strip()
-    return items
+def _plain_decimal(item: str) -> bool:
+    try:
+        float(item)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain_integer(item: str) -> bool:
+    """An integer whose text reads as the same float (exact, and not a negative zero)."""
+    try:
+        number = int(item)
+    except ValueError:
+        return False
+    return -_EXACT_INT <= number <= _EXACT_INT and not (not number and "-" in item)  # -0 reads as -0.0
 
 
 def _one_or_list(items: list[str]) -> str | list[str]:
