@@ -35,6 +35,7 @@ from lakehouse.datasets.labelstudio import ImageMask, read_labelstudio_export
 from lakehouse.datasets.model import Unconvertible
 from lakehouse.datasets.nifti import label_map_nifti, series_grid
 from lakehouse.datasets.seg import label_values, read_seg, segment_stats, write_seg
+from lakehouse.dicom.quiet import quiet_pydicom
 from lakehouse.errors import Refused
 from lakehouse.quality.forbidden import ForbiddenMatcher
 from lakehouse.storage import open_zone
@@ -101,6 +102,7 @@ class _LastGeometry:
         return self.last[1]
 
 
+@quiet_pydicom()  # pydicom's warnings and log records quote values
 def import_annotations(
     settings: Settings, project: str, name: str, version: int, source: Path, *, kind: str, user: str,
     pseudonym: Callable[[str], str], round_: str = "r1", label_map_text: str | None = None,
@@ -394,6 +396,7 @@ def _segments(settings: Settings, project: str, ids: set[str]) -> dict[str, list
     return {k: sorted(v, key=lambda r: r["segment_number"]) for k, v in found.items()}
 
 
+@quiet_pydicom()  # pydicom's warnings and log records quote values
 def export_annotations(
     settings: Settings, project: str, name: str, version: int, *, as_: str, to: Path, user: str,
     statuses: Iterable[str] = ("final",),
@@ -428,6 +431,7 @@ def export_annotations(
     return written
 
 
+@quiet_pydicom()  # pydicom's warnings and log records quote values
 def annotation_agreement(
     settings: Settings, project: str, name: str, version: int, *, round_: str | None = None,
 ) -> list[dict[str, Any]]:

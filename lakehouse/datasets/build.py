@@ -51,6 +51,7 @@ from lakehouse.datasets.splits import Assignment, assign, patient_strata
 from lakehouse.datasets.versions import clear_abandoned
 from lakehouse.datasets.windows import parse_window
 from lakehouse.deid.risk import FloorDecision
+from lakehouse.dicom.quiet import quiet_pydicom
 from lakehouse.errors import LakehouseError, Refused
 from lakehouse.quality.forbidden import ForbiddenMatcher
 from lakehouse.storage import ObjectStore, open_zone
@@ -128,6 +129,7 @@ class _Planned:
 
 
 @lineage.emits(lineage.DATASET_BUILD)
+@quiet_pydicom()  # pydicom's warnings and log records quote values
 def build_dataset(settings: Settings, options: BuildOptions, *, user: str, advance: Advance | None = None) -> BuildResult:
     """Build, check and publish the next version of ``options.name``; see the module docstring."""
     governance.require_role(settings, user, "curators")
